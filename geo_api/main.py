@@ -1,0 +1,30 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from geo_api.db import get_engine
+from geo_api.errors import install_error_handlers
+from geo_api.routes import health
+
+
+def create_app(database_url: str | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        app.state.engine.dispose()
+
+    app = FastAPI(
+        title="Border roads tracker",
+        summary="Branch roads to Viet Nam's border markers: markers, roads, posts, funding, "
+        "inaugurations and twinned villages.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.engine = get_engine(database_url)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,1 @@
+"""Folium maps and the web pages built on them."""

@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from geo_api.localdb import LocalDbError, ensure_database_available, ensure_postgis, local_cluster
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from geo_api.localdb import (
+    LocalDbError,
+    ensure_browser,
+    ensure_database_available,
+    ensure_postgis,
+    local_cluster,
+)
 from geo_api.settings import get_settings
 
 
@@ -37,6 +46,12 @@ def cmd_db(args: argparse.Namespace) -> int:
         running = cluster.running()
         _echo(f"{'running' if running else 'stopped'}: {cluster.data_dir} port {settings.pg_port}")
         return 0 if running else 3
+    return 0
+
+
+def cmd_ensure_browser(args: argparse.Namespace) -> int:
+    ensure_browser(_echo)
+    _echo("Chromium and ChromeDriver are installed.")
     return 0
 
 
@@ -92,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["ensure-postgis", "start", "stop", "status", "url"])
     p.set_defaults(func=cmd_db)
 
+    p = sub.add_parser("ensure-browser", help="install Chromium + ChromeDriver (browser tests)")
+    p.set_defaults(func=cmd_ensure_browser)
+
     p = sub.add_parser("migrate", help="apply (or roll back) the Alembic migrations")
     p.add_argument("--revision", default="head")
     p.add_argument("--down", metavar="REVISION", help="downgrade to REVISION (e.g. base)")
@@ -118,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except LocalDbError as exc:
         print(f"tracker: {exc}", file=sys.stderr)
+        return 2
+    except OperationalError as exc:
+        url = make_url(get_settings().resolved_database_url()).render_as_string(hide_password=True)
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        print(f"tracker: cannot reach the database at {url}: {reason}", file=sys.stderr)
         return 2
 
 

@@ -59,9 +59,24 @@ def postgis_missing_packages() -> list[str]:
     return missing
 
 
+def browser_missing_packages() -> list[str]:
+    """Debian packages still needed for the browser tests (headless Chromium + driver)."""
+    wanted = {"chromium": "/usr/bin/chromium", "chromium-driver": "/usr/bin/chromedriver"}
+    return [pkg for pkg, path in wanted.items() if not Path(path).exists()]
+
+
 def ensure_postgis(echo=print) -> None:
     """Install PostgreSQL/PostGIS/pgRouting from apt when missing, as root or via sudo."""
-    missing = postgis_missing_packages()
+    ensure_apt_packages(postgis_missing_packages(), "PostGIS", postgis_missing_packages, echo,
+                        hint="or point DATABASE_URL at an existing PostGIS database.")
+
+
+def ensure_browser(echo=print) -> None:
+    """Install Debian's Chromium and ChromeDriver when missing, as root or via sudo."""
+    ensure_apt_packages(browser_missing_packages(), "Chromium", browser_missing_packages, echo)
+
+
+def ensure_apt_packages(missing: list[str], what: str, recheck, echo=print, hint: str = "") -> None:
     if not missing:
         return
     apt = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
@@ -74,19 +89,22 @@ def ensure_postgis(echo=print) -> None:
         prefix = ["sudo", "-n"]
     else:
         raise LocalDbError(
-            f"PostGIS is not installed and this user cannot install it. Run:\n  {command}\n"
-            "or point DATABASE_URL at an existing PostGIS database."
+            f"{what} is not installed and this user cannot install it. Run:\n  {command}\n{hint}"
         )
     if not shutil.which("apt-get"):
         raise LocalDbError(
-            f"PostGIS is not installed and apt-get is not available; install {' '.join(missing)} "
-            "with your system's package manager, or set DATABASE_URL."
+            f"{what} is not installed and apt-get is not available; install {' '.join(missing)} "
+            f"with your system's package manager. {hint}"
         )
     echo(f"Installing {' '.join(missing)} ...")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run([*prefix, "apt-get", "update", "-q"], check=True, env=env)
-    subprocess.run([*prefix, *apt, "-q"], check=True, env=env)
-    still = postgis_missing_packages()
+    try:
+        subprocess.run([*prefix, "apt-get", "update", "-q"], check=True, env=env)
+        subprocess.run([*prefix, *apt, "-q"], check=True, env=env)
+    except subprocess.CalledProcessError as exc:
+        raise LocalDbError(f"`{' '.join(exc.cmd)}` failed (exit {exc.returncode}); "
+                           f"fix the cause above, or run:\n  {command}") from None
+    still = recheck()
     if still:
         raise LocalDbError(f"Installation finished but these are still missing: {' '.join(still)}")
 

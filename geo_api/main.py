@@ -8,7 +8,10 @@ from fastapi import FastAPI
 
 from geo_api.db import get_engine
 from geo_api.errors import install_error_handlers
-from geo_api.routes import health
+from geo_api.routes import health, resources
+from geo_api.routes import writes
+from geo_api.routes import funding, inaugurations, lifecycle, reports
+from geo_api.routes import attachments, village_pairs
 
 
 def create_app(database_url: str | None = None) -> FastAPI:
@@ -27,4 +30,12 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.state.engine = get_engine(database_url)
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(resources.router)
+    app.include_router(writes.router)
+    app.include_router(lifecycle.router)
+    app.include_router(funding.router)
+    app.include_router(inaugurations.router)
+    app.include_router(reports.router)
+    app.include_router(attachments.router)
+    app.include_router(village_pairs.router)
     return app

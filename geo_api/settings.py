@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
 
+    # Uploaded photos, documents and GPX tracks live on disk, checksummed, not in rows.
+    attachments_dir: Path = ROOT / "var" / "attachments"
+    max_upload_bytes: int = 20 * 1024 * 1024
+
     # Read API limits.
     default_page_size: int = 100
     max_page_size: int = 1000

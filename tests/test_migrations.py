@@ -11,6 +11,7 @@ TABLES = {
     "border_segment", "border_post", "marker", "branch_road", "road_marker", "road_event",
     "donor", "donor_member", "campaign", "funding_tx", "inauguration", "inauguration_road",
     "inauguration_donor", "village", "village_pair", "pair_meeting", "account", "audit_log",
+    "attachment",
 }
 
 
@@ -37,6 +38,41 @@ def test_upgrade_downgrade_upgrade(fresh_database):
     assert types == 0
     db.upgrade(url)
     assert _tables(url) == TABLES
+
+
+def test_attachments_migration_goes_down_to_the_initial_schema_and_back(fresh_database):
+    url = fresh_database()
+    db.upgrade(url)
+    db.downgrade(url, "0001_initial_schema")
+    assert _tables(url) == TABLES - {"attachment"}
+    db.upgrade(url)
+    assert _tables(url) == TABLES
+
+
+def test_attachment_needs_exactly_one_owner(fresh_database):
+    url = fresh_database()
+    db.upgrade(url)
+    eng = create_engine(url)
+    sha = "a" * 64
+    row = ("INSERT INTO attachment ({cols} kind, filename, content_type, size_bytes, sha256, "
+           "storage_path, actor) VALUES ({vals} 'photo', 'x.jpg', 'image/jpeg', 1, :sha, :path, 't')")
+    params = {"sha": sha, "path": f"aa/aa/{sha}"}
+    try:
+        with eng.begin() as conn:
+            conn.execute(text("INSERT INTO inauguration (title, held_on, place, province) "
+                              "VALUES ('t', '2022-11-16', 'Đào Viên', 'Lạng Sơn')"))
+        with pytest.raises(IntegrityError, match="attachment_one_owner"), eng.begin() as conn:
+            conn.execute(text(row.format(cols="", vals="")), params)
+        with pytest.raises(IntegrityError, match="foreign key"), eng.begin() as conn:
+            conn.execute(text(row.format(cols="road_id,", vals="999,")), params)
+        with eng.begin() as conn:
+            conn.execute(text(row.format(cols="inauguration_id,", vals="1,")), params)
+            kind, owner = conn.execute(text("SELECT owner_kind, owner_id FROM attachment")).one()
+        assert (kind, owner) == ("inauguration", 1)
+        with pytest.raises(IntegrityError, match="foreign key"), eng.begin() as conn:
+            conn.execute(text("DELETE FROM inauguration"))
+    finally:
+        eng.dispose()
 
 
 def test_geometry_columns_are_typed_4326(engine):

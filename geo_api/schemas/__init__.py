@@ -1,0 +1,1 @@
+"""Pydantic request/response schemas: XCreate / XUpdate / XPublic per resource."""

@@ -450,8 +450,9 @@ def gen_markers(rng: random.Random, borders: dict[str, Border]) -> list[dict]:
                 "access": rng.choices(["none", "footpath", "earth"], [25, 45, 30])[0],
                 "terrain_difficulty": rng.choices([1, 2, 3, 4, 5], [8, 20, 32, 26, 14])[0],
                 "requested_by_post": rng.random() < 0.05,
-                "last_inspected_on": (_between(rng, date(2025, 6, 1), REFERENCE_DATE - timedelta(days=3)).isoformat()
-                                      if rng.random() < 0.75 else None),
+                "last_inspected_on": (
+                    _between(rng, date(2025, 6, 1), REFERENCE_DATE - timedelta(days=3)).isoformat()
+                    if rng.random() < 0.75 else None),
                 "notes": MARKER_NOTE if kind != "paired" else
                 MARKER_NOTE + " Mốc đôi (one of a pair, e.g. on two river banks).",
             })

@@ -16,6 +16,9 @@ from geo_api.localdb import (
     local_cluster,
 )
 from geo_api.settings import get_settings
+from geo_api import cli_files
+from geo_api import cli_plan
+from geo_api import cli_accounts
 
 
 def _echo(message: str) -> None:
@@ -31,6 +34,10 @@ def cmd_db(args: argparse.Namespace) -> int:
     if args.action == "url":
         _echo(settings.resolved_database_url())
         return 0
+    if args.action in ("backup", "restore"):
+        from geo_api import backup
+
+        return backup.run(args.action, ensure_database_available(_echo), args.file, args.force, _echo)
     if settings.database_url and args.action in ("start", "stop"):
         _echo("DATABASE_URL is set: the project-local cluster is not used.")
         return 0
@@ -76,6 +83,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     counts = demo.load_demo(db.get_engine(url))
     _echo("Demo dataset loaded (generated data, labelled is_generated): " +
           ", ".join(f"{k} {v}" for k, v in counts.items()))
+    from geo_api.domain.network import load_demo_network
+
+    _echo(f"Demo road network: {load_demo_network(db.get_engine(url))['road_network']} generated edges.")
     return 0
 
 
@@ -104,7 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("db", help="the project-local PostGIS cluster")
-    p.add_argument("action", choices=["ensure-postgis", "start", "stop", "status", "url"])
+    p.add_argument("action", choices=["ensure-postgis", "start", "stop", "status", "url", "backup", "restore"])
+    p.add_argument("file", nargs="?", help="backup/restore: the archive (pg_dump custom format); a restore "
+                   "goes only into an empty database")
+    p.add_argument("--force", action="store_true", help="backup: replace FILE if it exists")
     p.set_defaults(func=cmd_db)
 
     p = sub.add_parser("ensure-browser", help="install Chromium + ChromeDriver (browser tests)")
@@ -127,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--host", default=settings.host)
         p.add_argument("--port", type=int, default=settings.port)
         p.set_defaults(func=func)
+    cli_files.add_commands(sub)
+    cli_plan.add_commands(sub)
+    cli_accounts.add_commands(sub)
     return parser
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 
 from geo_api import MIGRATIONS_DIR, ROOT
 from geo_api.settings import get_settings, normalise_url
@@ -16,7 +17,127 @@ from geo_api.settings import get_settings, normalise_url
 @lru_cache
 def get_engine(url: str | None = None) -> Engine:
     url = normalise_url(url) if url else get_settings().resolved_database_url()
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    run_as_app_role(engine)
+    return engine
+
+
+def run_as_app_role(engine: Engine) -> None:
+    """Every new connection switches to the application role (TRACKER_APP_DB_ROLE, made by
+    migration 0004), so the database enforces its rights (no UPDATE/DELETE of audit rows)
+    whatever DATABASE_URL logs in as. Migrations use their own engine and stay the owner."""
+    from geo_api.auth import get_security_settings
+
+    role = get_security_settings().app_db_role
+    if not role:
+        return
+
+    @event.listens_for(engine, "connect", insert=True)
+    def _set_role(dbapi_connection, _record) -> None:
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        try:
+            with dbapi_connection.cursor() as cur:
+                cur.execute(f'SET ROLE "{role}"')  # a checked identifier, see SecuritySettings
+        finally:
+            dbapi_connection.autocommit = autocommit
+
+
+class ReadPool:
+    """Autocommit psycopg connections for the hot read paths (OGC items, features, tiles),
+    beside the engine's pool: a request there is one statement, so it skips SQLAlchemy, the
+    pre-ping and the BEGIN/ROLLBACK round trips. A connection found broken (the server
+    restarted) is dropped and the statement tried once more on a new one: reads are safe to
+    repeat. Connections run as the application role, like the engine's, with JIT off (these
+    statements are short; compiling costs more than it saves, see domain.tiles.without_jit).
+    """
+
+    def __init__(self, conninfo: str, role: str | None, size: int = 20, keep: int = 10):
+        self.conninfo, self.role, self.keep = conninfo, role, keep
+        self._idle: list = []
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(size)
+
+    def _connect(self):
+        import psycopg
+
+        conn = psycopg.connect(self.conninfo, autocommit=True)
+        if self.role:
+            conn.execute(f'SET ROLE "{self.role}"')  # a checked identifier, see SecuritySettings
+        conn.execute("SET jit = off")
+        # psycopg prepares a statement run 5 times; a generic plan of it cannot see the bbox
+        # and may be far worse than one planned for the values (seconds instead of ms).
+        conn.execute("SET plan_cache_mode = force_custom_plan")
+        return conn
+
+    def fetchone(self, sql: str, params: dict | None = None) -> tuple | None:
+        """Run one statement (psycopg `%(name)s` placeholders); its first row."""
+        import psycopg
+
+        from geo_api.errors import DatabaseUnavailable
+
+        if not self._slots.acquire(timeout=30):
+            raise DatabaseUnavailable("the database is busy; try again shortly")
+        try:
+            for attempt in (1, 2):
+                with self._lock:
+                    conn = self._idle.pop() if self._idle else None
+                reused = conn is not None
+                try:
+                    if conn is None or conn.closed:
+                        conn = self._connect()
+                    row = conn.execute(sql, params).fetchone()
+                except psycopg.OperationalError as exc:
+                    if conn is not None:
+                        conn.close()
+                    if reused and attempt == 1:
+                        continue  # a connection from before a restart: retry on a new one
+                    raise DatabaseUnavailable("the database is unavailable; try again shortly") from exc
+                except BaseException:
+                    conn.close()
+                    raise
+                with self._lock:
+                    if len(self._idle) < self.keep:
+                        self._idle.append(conn)
+                        conn = None
+                if conn is not None:
+                    conn.close()
+                return row
+        finally:
+            self._slots.release()
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+_read_pools: dict[str, ReadPool] = {}
+_read_pools_lock = threading.Lock()
+
+
+def read_pool(engine: Engine) -> ReadPool:
+    """The ReadPool of `engine`'s database, made on first use, emptied when it is disposed."""
+    from geo_api.auth import get_security_settings
+
+    key = engine.url.render_as_string(hide_password=False)
+    with _read_pools_lock:
+        pool = _read_pools.get(key)
+        if pool is None:
+            conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            pool = _read_pools[key] = ReadPool(conninfo, get_security_settings().app_db_role or None)
+            event.listen(engine, "engine_disposed", lambda _engine: pool.close())
+        return pool
+
+
+@lru_cache(maxsize=512)
+def psycopg_sql(sql: str) -> str:
+    """A `sqlalchemy.text` statement (`:name` parameters) in psycopg's `%(name)s` style."""
+    from sqlalchemy.dialects import postgresql
+
+    return str(text(sql).compile(dialect=postgresql.psycopg.dialect()))
 
 
 def alembic_config(url: str | None = None) -> Config:

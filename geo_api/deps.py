@@ -1,11 +1,13 @@
 """FastAPI dependencies shared by the routes."""
 
 from collections.abc import Iterator
-from urllib.parse import unquote
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Response
 from sqlalchemy import Connection, Engine
+
+from geo_api.auth import CurrentAccountDep, get_security_settings
+from geo_api.domain.idempotency import KEY_PATTERN, IdempotentRequest, fingerprint
 
 
 def get_engine_dep(request: Request) -> Engine:
@@ -27,11 +29,65 @@ def get_tx(request: Request) -> Iterator[Connection]:
         yield conn
 
 
-def get_actor(x_actor: Annotated[str | None, Header(max_length=200)] = None) -> str:
-    """Who makes a write. Until accounts exist it is the free-text `X-Actor` header."""
-    # Headers are ASCII: Vietnamese names arrive percent-encoded (UTF-8).
-    return unquote(x_actor or "").strip() or "anonymous"
+def get_actor(account: CurrentAccountDep) -> str:
+    """Who makes a write: the logged-in account's username (401 without one). The audit log
+    and road events record it, and link it to the account (migration 0004's trigger)."""
+    return account.username
 
+
+get_actor.roles = ("admin", "planner", "post", "donor", "viewer")  # any account
 
 TxDep = Annotated[Connection, Depends(get_tx, scope="function")]  # commit before responding
 ActorDep = Annotated[str, Depends(get_actor)]
+
+IdempotencyKeyHeader = Annotated[str | None, Header(
+    pattern=KEY_PATTERN, description="any unique string (e.g. a UUID) per intended change; a retry "
+    "with the same key and body gets the first response back and changes nothing; the same key "
+    "with another body is refused (422). Kept per account for TRACKER_IDEMPOTENCY_RETENTION_HOURS.")]
+
+
+class Idempotency:
+    """The Idempotency-Key of one POST: `replay` first, then `remember` the response.
+
+    Without the header both are no-ops, so a route reads the same either way:
+
+        if (replay := idem.replay(conn)) is not None:
+            return replay
+        ...
+        return idem.remember(conn, response)
+    """
+
+    def __init__(self, request: IdempotentRequest | None):
+        self.request = request
+
+    def replay(self, conn: Connection) -> Response | None:
+        if self.request is None:
+            return None
+        stored = self.request.claim(conn)
+        if stored is None:
+            return None
+        headers = {k: v for k, v in stored.headers.items() if k != "content-type"}
+        return Response(stored.body, status_code=stored.status, headers={
+            **headers, "Idempotent-Replayed": "true"}, media_type=stored.headers.get("content-type"))
+
+    def remember(self, conn: Connection, response: Response) -> Response:
+        if self.request is not None:
+            self.request.remember(conn, response.status_code, dict(response.headers), response.body)
+        return response
+
+
+def idempotent_request(account_id: int, key: str, request_hash: str) -> IdempotentRequest:
+    return IdempotentRequest(account_id, key, request_hash,
+                             get_security_settings().idempotency_retention_hours)
+
+
+async def get_idempotency(request: Request, account: CurrentAccountDep,
+                          idempotency_key: IdempotencyKeyHeader = None) -> Idempotency:
+    if idempotency_key is None:
+        return Idempotency(None)
+    body = await request.body()  # already read (and cached) for the route's JSON body
+    return Idempotency(idempotent_request(
+        account.id, idempotency_key, fingerprint(request.method, request.url.path, body)))
+
+
+IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]

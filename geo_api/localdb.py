@@ -180,7 +180,7 @@ class Cluster:
             return
         opts = (
             f"-p {self.settings.pg_port} -c listen_addresses=127.0.0.1 "
-            "-c unix_socket_directories='' -c max_connections=200"
+            "-c unix_socket_directories='' -c max_connections=200 -c jit=off"
         )
         result = self._pg(
             "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data_dir),

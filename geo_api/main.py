@@ -12,6 +12,13 @@ from geo_api.routes import health, resources
 from geo_api.routes import writes
 from geo_api.routes import funding, inaugurations, lifecycle, reports
 from geo_api.routes import attachments, village_pairs
+from geo_api.routes import files, ogc
+from geo_api.routes import plan as plan_routes
+from web_map import plan_map
+from geo_api.routes import tiles
+from web_map import pages
+from geo_api.middleware import install_security
+from geo_api.routes import auth as auth_routes, sync as sync_routes
 
 
 def create_app(database_url: str | None = None) -> FastAPI:
@@ -29,6 +36,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     )
     app.state.engine = get_engine(database_url)
     install_error_handlers(app)
+    install_security(app)
     app.include_router(health.router)
     app.include_router(resources.router)
     app.include_router(writes.router)
@@ -38,4 +46,12 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(attachments.router)
     app.include_router(village_pairs.router)
+    app.include_router(ogc.router)
+    app.include_router(files.router)
+    app.include_router(plan_routes.router)
+    app.include_router(plan_map.router)
+    app.include_router(tiles.router)
+    app.include_router(pages.router)
+    app.include_router(auth_routes.router)
+    app.include_router(sync_routes.router)
     return app

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
 from geo_api import db
+from api_client import account_headers
 from geo_api.localdb import ensure_database_available
 
 
@@ -89,3 +90,23 @@ def client(database_url, demo_counts) -> Iterator[TestClient]:
 
     with TestClient(create_app(database_url)) as c:
         yield c
+
+
+# ---------------------------------------------------------------------------- accounts
+# Write routes need an account (issue 4): see tests/api_client.py (`account_headers`,
+# `ApiClient`, importable from every test module as `from api_client import ...`).
+
+@pytest.fixture(scope="session")
+def auth_headers(engine):
+    """Bearer headers for the session's demo database: auth_headers("post", post_id=3)."""
+    made: dict[tuple, dict[str, str]] = {}
+
+    def make(role: str = "admin", post_id: int | None = None, donor_id: int | None = None,
+             username: str | None = None) -> dict[str, str]:
+        key = (role, post_id, donor_id, username)
+        if key not in made:
+            made[key] = account_headers(engine, role, username=username, post_id=post_id,
+                                        donor_id=donor_id)
+        return made[key]
+
+    return make

@@ -12,7 +12,7 @@ import hashlib
 import os
 
 import pytest
-from fastapi.testclient import TestClient
+from api_client import ApiClient
 from sqlalchemy import create_engine, text
 
 from geo_api import db
@@ -85,7 +85,7 @@ def env(fresh_database, tmp_path_factory):
     app = create_app(url)
     app.dependency_overrides[routes.get_store] = lambda: store
     app.dependency_overrides[routes.get_upload_limit] = lambda: LIMIT
-    with TestClient(app) as client:
+    with ApiClient(app, eng, role="planner", username="binh-nghi") as client:
         yield {"client": client, "engine": eng, "store": store, "roads": roads, "owners": owners}
     eng.dispose()
 

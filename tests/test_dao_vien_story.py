@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from fastapi.testclient import TestClient
+from api_client import ApiClient
 from pyproj import Geod
 from shapely.geometry import Point, shape
 from shapely.ops import nearest_points
@@ -71,9 +71,17 @@ def story(fresh_database):
     from geo_api.main import create_app
 
     url = migrated_database(fresh_database)
-    with TestClient(create_app(url)) as api:
+    # Each actor logs in with its own role: the provincial Border Guard Command, the
+    # Department of Foreign Affairs and the cluster's office plan and fund; the Bình Nghi
+    # post's officer reports from the field, for its own post only.
+    with ApiClient(create_app(url), url, role="planner", username="bchq-bdbp-lang-son") as api:
+        headers: dict[str, dict] = {}
+
         def as_(actor):
-            return {"X-Actor": actor}
+            if actor not in headers:
+                headers[actor] = (api.as_(actor, role="post", post_id=post["id"]) if actor == "binh-nghi-post"
+                                  else api.as_(actor, role="planner"))
+            return headers[actor]
 
         s = {"api": api, "as_built": {}}
         (cn,) = ok(api.get("/api/border-segments", params={"code": "VN-CN"}))["features"]
@@ -87,17 +95,23 @@ def story(fresh_database):
         for number, near in [("1033", (106.55, 22.55)), ("1031", (106.50, 22.62)),
                              ("1035", (106.62, 22.50)), ("1036/1", (106.66, 22.42))]:
             markers[number] = border_point(near)
-            m = ok(api.post("/api/markers", headers=as_("binh-nghi-post"), json={
+            m = ok(api.post("/api/markers", headers=as_("bchq-bdbp-lang-son"), json={
                 "segment_id": cn["id"], "number": number, "geometry": {"type": "Point", "coordinates": markers[number]},
                 "province": "Lạng Sơn", "district": "Tràng Định", "commune": "Đào Viên", "post_id": post["id"],
                 "access": "earth", "requested_by_post": number == "1033",
                 "notes": "generated position on the border line"}), 201)
             s[f"marker_{number}"] = m["id"]
-        road = ok(api.post("/api/roads", headers=as_("binh-nghi-post"), json={
-            "code": "BN-1033", "name": "Đường nhánh lên mốc 1033", "post_id": post["id"],
-            "marker_ids": [s["marker_1033"]], "geometry": road_line(markers["1033"]),
-            "estimated_cost": ESTIMATE_1033, "commune": "Đào Viên"}), 201)
+        request = {"code": "BN-1033", "name": "Đường nhánh lên mốc 1033", "post_id": post["id"],
+                   "marker_ids": [s["marker_1033"]], "geometry": road_line(markers["1033"]),
+                   "commune": "Đào Viên"}
+        # the estimate is the planners' to set, not the requesting post's
+        refused = api.post("/api/roads", headers=as_("binh-nghi-post"),
+                           json={**request, "estimated_cost": ESTIMATE_1033})
+        assert refused.status_code == 403 and "estimated_cost" in refused.json()["detail"]
+        road = ok(api.post("/api/roads", headers=as_("binh-nghi-post"), json=request), 201)
         assert road["properties"]["status"] == "proposed"
+        road = ok(api.patch(f"/api/roads/{road['id']}", headers=as_("bchq-bdbp-lang-son"),
+                            json={"estimated_cost": ESTIMATE_1033}))
         s["road"] = rid = road["id"]
 
         # 2. The Department of Foreign Affairs surveys it on site.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from fastapi.testclient import TestClient
+from api_client import ApiClient
 from sqlalchemy import create_engine, text
 
 from test_lifecycle import World, migrated_database, snapshot
@@ -27,7 +27,7 @@ def inaug_engine(inaug_url):
 def api(inaug_url):
     from geo_api.main import create_app
 
-    with TestClient(create_app(inaug_url), headers={"X-Actor": "bchq-bdbp-lang-son"}) as c:
+    with ApiClient(create_app(inaug_url), inaug_url, role="planner", username="bchq-bdbp-lang-son") as c:
         yield c
 
 

@@ -10,6 +10,8 @@ from datetime import date, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+
+from api_client import ApiClient
 from sqlalchemy import create_engine, text
 
 from geo_api.domain import ledger
@@ -36,7 +38,7 @@ def ledger_engine(ledger_url):
 def api(ledger_url):
     from geo_api.main import create_app
 
-    with TestClient(create_app(ledger_url), headers={"X-Actor": "so-tai-chinh"}) as c:
+    with ApiClient(create_app(ledger_url), ledger_url, role="planner", username="so-tai-chinh") as c:
         yield c
 
 
@@ -200,9 +202,10 @@ def test_idempotency_key_records_money_once(api, ledger_engine, road, donor):
     assert first.status_code == 201
     before = snapshot(ledger_engine, TABLES)
     again = api.post("/api/funding", json=body, headers={"Idempotency-Key": "phone-42"})
-    assert again.status_code == 200 and again.json() == first.json()
+    assert again.status_code == 201 and again.json() == first.json()  # the first response, again
+    assert again.headers["location"] == first.headers["location"]
     other = api.post("/api/funding", json={**body, "amount": 78_000_000}, headers={"Idempotency-Key": "phone-42"})
-    assert other.status_code == 409 and "already used" in other.json()["detail"]
+    assert other.status_code == 422 and "already used" in other.json()["detail"]
     assert snapshot(ledger_engine, TABLES) == before
 
 

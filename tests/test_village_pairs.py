@@ -10,7 +10,7 @@ import datetime as dt
 import itertools
 
 import pytest
-from fastapi.testclient import TestClient
+from api_client import ApiClient
 from sqlalchemy import create_engine, text
 
 from geo_api import db
@@ -51,7 +51,7 @@ def env(fresh_database):
         posts = dict(conn.execute(text("SELECT code, id FROM border_post")).all())
     from geo_api.main import create_app
 
-    with TestClient(create_app(url)) as client:
+    with ApiClient(create_app(url), eng, role="planner") as client:
         yield {"client": client, "engine": eng, "villages": ids, "posts": posts,
                "couples": itertools.product(range(1, N), range(1, N))}
     eng.dispose()
@@ -114,7 +114,7 @@ def test_duy_tan_and_ban_phuong_are_twinned(env, client):
     r = client.post("/api/village-pairs", json={
         "vn_village_id": ids["VN0"], "foreign_village_id": ids["LA0"], "post_id": env["posts"]["LB"],
         "twinned_on": "2019-05-10", "notes": "Khóm Duy Tân (Lao Bảo) – Bản Phường (Sê Pôn)",
-    }, headers={"X-Actor": "lao-bao-post"})
+    }, headers=client.as_("lao-bao-post", role="planner"))
     assert r.status_code == 201, r.text
     assert r.headers["content-type"].startswith("application/geo+json")
     assert r.headers["etag"] == '"1"'

@@ -9,7 +9,7 @@ import itertools
 import json
 
 import pytest
-from fastapi.testclient import TestClient
+from api_client import ApiClient
 from sqlalchemy import create_engine, text
 
 from geo_api import DATA_DIR, db
@@ -61,7 +61,7 @@ def engine_w(fresh_database):
 def api(engine_w):
     from geo_api.main import create_app
 
-    with TestClient(create_app(engine_w.url_for_app), headers={"X-Actor": "tester"}) as c:
+    with ApiClient(create_app(engine_w.url_for_app), engine_w, role="planner", username="tester") as c:
         yield c
 
 

@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Engine, text
 
 from geo_api import layers
 from geo_api.domain.geometry import parse_geometry
+from geo_api.domain.idempotency import IdempotentRequest
 from geo_api.domain.resources import audit, lock_row
 from geo_api.errors import (
     Conflict, InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType,
@@ -278,12 +279,13 @@ def require_owner(conn: Connection, owner_kind: str, owner_id: int) -> None:
 
 def save_attachment(
     engine: Engine, store: Store, staged: StagedUpload, *, owner_kind: str, owner_id: int,
-    caption: str | None, actor: str,
+    caption: str | None, actor: str, idempotency: IdempotentRequest | None = None,
 ) -> str:
     """Check the type, move the staged file into the store and insert its row; JSON of the row.
 
     On any failure nothing is left: no row, no new file (the staged file is the caller's to
-    discard).
+    discard). With `idempotency`, a retry of an upload already made returns the first
+    answer (`idempotency.replayed` is then True) and stores nothing.
     """
     if owner_kind not in OWNERS:
         raise InvalidInput(f"owner_kind must be one of: {', '.join(OWNERS)}")
@@ -294,6 +296,8 @@ def save_attachment(
         created = False
         try:
             with conn.begin():
+                if idempotency is not None and (stored := idempotency.claim(conn)) is not None:
+                    return stored.body.decode()
                 require_owner(conn, owner_kind, owner_id)
                 if not target.exists():
                     target.parent.mkdir(parents=True, exist_ok=True)
@@ -312,6 +316,9 @@ def save_attachment(
                 }).scalar_one()
                 audit(conn, actor, "create", "attachment", att_id)
                 body = get_attachment(conn, att_id)
+                if idempotency is not None:
+                    idempotency.remember(conn, 201, {"Location": f"/api/attachments/{att_id}",
+                                                     "Content-Type": "application/json"}, body.encode())
             return body
         except BaseException:
             if created:

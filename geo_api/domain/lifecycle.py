@@ -31,7 +31,7 @@ from sqlalchemy import Connection, text
 
 from geo_api.domain.geometry import fmt_distance, get_geometry_settings, parse_geometry, to_wkb
 from geo_api.domain.resources import audit
-from geo_api.errors import Conflict, InvalidInput, NotFound
+from geo_api.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from geo_api.schemas.ledger import fmt_vnd
 from geo_api.schemas.lifecycle import ProgressCreate, TransitionCreate
 
@@ -83,6 +83,7 @@ class RoadState:
     committed: int = 0
     suspended_from: str | None = None  # from the history, when status is suspended
     before_json: str | None = None  # the row as read, for the audit log
+    version: int | None = None
 
     @property
     def label(self) -> str:
@@ -184,6 +185,7 @@ def _check_guard(road: RoadState, req: TransitionCreate, today: date) -> None:
 def road_state(conn: Connection, road_id: int) -> RoadState:
     row = conn.execute(text("""
         SELECT r.id, r.code, r.status::text AS status, r.estimated_cost, to_jsonb(r)::text AS before_json,
+               r.version,
                (SELECT COALESCE(sum(f.amount), 0) FROM funding_tx f
                  WHERE f.road_id = r.id AND f.kind = 'commitment') AS committed,
                CASE WHEN r.status = 'suspended' THEN
@@ -229,21 +231,43 @@ def _line(conn: Connection, road_id: int, geojson: dict, field: str) -> bytes:
     return wkb
 
 
-def _conflict(conn: Connection, road_id: int) -> Conflict | NotFound:
-    now = conn.execute(text("SELECT status::text FROM branch_road WHERE id = :id"), {"id": road_id}).scalar()
+def _conflict(conn: Connection, road_id: int, expected_version: int | None = None
+              ) -> Conflict | NotFound | PreconditionFailed:
+    now = conn.execute(text("SELECT status::text, version FROM branch_road WHERE id = :id"),
+                       {"id": road_id}).first()
     if now is None:
         return NotFound(f"branch road {road_id} not found")
-    return Conflict(f"the road's status changed meanwhile, now {now}", status=now)
+    if expected_version is not None and now.version != expected_version:
+        return _stale(road_id, now.version, expected_version)
+    return Conflict(f"the road's status changed meanwhile, now {now.status}", status=now.status)
 
 
-def apply_transition(conn: Connection, road_id: int, req: TransitionCreate, actor: str) -> int:
-    """Check and apply one transition; returns the new road_event id."""
+def _stale(road_id: int, version: int, expected: int) -> PreconditionFailed:
+    return PreconditionFailed(
+        f"branch road {road_id} has changed: it is at version {version}, not {expected}; "
+        "reload it and try again", version=version)
+
+
+def _check_version(road_id: int, version: int, expected_version: int | None) -> None:
+    if expected_version is not None and version != expected_version:
+        raise _stale(road_id, version, expected_version)
+
+
+def apply_transition(conn: Connection, road_id: int, req: TransitionCreate, actor: str,
+                     expected_version: int | None = None) -> int:
+    """Check and apply one transition; returns the new road_event id.
+
+    With `expected_version` (the client's If-Match) a road at another version is refused
+    with 412, also when it moves on between the check and the update.
+    """
     road = road_state(conn, road_id)
+    _check_version(road_id, road.version, expected_version)
     check_transition(road, req)
 
     to, ev = req.to_status, req.evidence
     sets = ["status = CAST(:to AS road_status)", "version = version + 1", "updated_at = now()"]
     params: dict = {"id": road_id, "from": road.status, "to": to, "actor": actor, "note": req.note,
+                    "version": expected_version,
                     "occurred_at": req.occurred_at,
                     "where": _point_wkb(req.reported_from, "reported_from")}
     evidence = ev.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
@@ -273,6 +297,7 @@ def apply_transition(conn: Connection, road_id: int, req: TransitionCreate, acto
         WITH moved AS (
             UPDATE branch_road SET {', '.join(sets)}
             WHERE id = :id AND status = CAST(:from AS road_status)
+              AND (CAST(:version AS integer) IS NULL OR version = :version)
             RETURNING id, progress_pct
         )
         INSERT INTO road_event (road_id, from_status, to_status, occurred_at, actor, note,
@@ -284,12 +309,13 @@ def apply_transition(conn: Connection, road_id: int, req: TransitionCreate, acto
         RETURNING id
     """), params).scalar()
     if event_id is None:
-        raise _conflict(conn, road_id)
+        raise _conflict(conn, road_id, expected_version)
     audit(conn, actor, "transition", "branch_road", road_id, road.before_json)
     return event_id
 
 
-def report_progress(conn: Connection, road_id: int, req: ProgressCreate, actor: str) -> int:
+def report_progress(conn: Connection, road_id: int, req: ProgressCreate, actor: str,
+                    expected_version: int | None = None) -> int:
     """Record physical progress of a road under construction; returns the road_event id.
 
     Progress only moves forward, except as an explicit correction with a note (a post
@@ -299,10 +325,12 @@ def report_progress(conn: Connection, road_id: int, req: ProgressCreate, actor: 
         raise InvalidInput("a correction needs a note saying what was wrong", field="note")
     if req.occurred_at is not None and req.occurred_at > datetime.now(timezone.utc) + FUTURE_TOLERANCE:
         raise InvalidInput(f"occurred_at {req.occurred_at.isoformat()} is in the future", field="occurred_at")
-    road = conn.execute(text("SELECT id, code, status::text AS status, progress_pct, to_jsonb(r)::text AS json "
-                             "FROM branch_road r WHERE id = :id"), {"id": road_id}).mappings().first()
+    road = conn.execute(text("SELECT id, code, status::text AS status, progress_pct, version, "
+                             "to_jsonb(r)::text AS json FROM branch_road r WHERE id = :id"),
+                        {"id": road_id}).mappings().first()
     if road is None:
         raise NotFound(f"branch road {road_id} not found")
+    _check_version(road_id, road["version"], expected_version)
     label = f"road {road_id} ({road['code']})"
     if road["status"] != "under_construction":
         raise InvalidInput(f"progress is reported only while a road is under_construction; "
@@ -320,6 +348,7 @@ def report_progress(conn: Connection, road_id: int, req: ProgressCreate, actor: 
         WITH moved AS (
             UPDATE branch_road SET progress_pct = :pct, version = version + 1, updated_at = now()
             WHERE id = :id AND status = 'under_construction' AND (progress_pct <= :pct OR :correction)
+              AND (CAST(:version AS integer) IS NULL OR version = :version)
             RETURNING id
         )
         INSERT INTO road_event (road_id, from_status, to_status, occurred_at, actor, note,
@@ -330,12 +359,14 @@ def report_progress(conn: Connection, road_id: int, req: ProgressCreate, actor: 
         FROM moved
         RETURNING id
     """), {"id": road_id, "pct": req.progress_pct, "correction": req.correction, "actor": actor,
+           "version": expected_version,
            "note": req.note, "occurred_at": req.occurred_at,
            "evidence": json.dumps(evidence, ensure_ascii=False),
            "where": _point_wkb(req.reported_from, "reported_from")}).scalar()
     if event_id is None:
-        now = conn.execute(text("SELECT status::text, progress_pct FROM branch_road WHERE id = :id"),
+        now = conn.execute(text("SELECT status::text, progress_pct, version FROM branch_road WHERE id = :id"),
                            {"id": road_id}).one()
+        _check_version(road_id, now[2], expected_version)
         raise Conflict(f"the road changed meanwhile, now {now[0]} at {now[1]}%", status=now[0],
                        progress_pct=now[1])
     audit(conn, actor, "progress", "branch_road", road_id, road["json"])

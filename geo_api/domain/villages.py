@@ -194,8 +194,9 @@ def create_meeting(conn: Connection, pair_id: int, data: MeetingCreate, actor: s
     return meeting_id
 
 
-def update_meeting(conn: Connection, meeting_id: int, data: MeetingUpdate, actor: str) -> None:
-    current = lock_row(conn, layers.MEETINGS, meeting_id)
+def update_meeting(conn: Connection, meeting_id: int, data: MeetingUpdate, actor: str,
+                   expected_version: int | None = None) -> None:
+    current = lock_row(conn, layers.MEETINGS, meeting_id, expected_version)
     changes = data.model_dump(exclude_unset=True)
     held_on = changes.get("held_on", current["held_on"])
     if "year" in changes:
@@ -210,12 +211,14 @@ def update_meeting(conn: Connection, meeting_id: int, data: MeetingUpdate, actor
     _check_meeting(conn, pair, held_on, year, quarter, meeting_id)
     changes.update(year=year, quarter=quarter)
     sets = ", ".join(f"{name} = :{name}" for name in changes)  # names from the schema's fields
-    conn.execute(text(f"UPDATE pair_meeting SET {sets} WHERE id = :id"), {**changes, "id": meeting_id})
+    conn.execute(text(f"UPDATE pair_meeting SET {sets}, version = version + 1, updated_at = now() "
+                      "WHERE id = :id"), {**changes, "id": meeting_id})
     audit(conn, actor, "update", "pair_meeting", meeting_id, current["_json"])
 
 
-def delete_meeting(conn: Connection, meeting_id: int, actor: str) -> None:
-    current = lock_row(conn, layers.MEETINGS, meeting_id)
+def delete_meeting(conn: Connection, meeting_id: int, actor: str,
+                   expected_version: int | None = None) -> None:
+    current = lock_row(conn, layers.MEETINGS, meeting_id, expected_version)
     n = attachments.count_for_owner(conn, "meeting", meeting_id)
     if n:
         raise Conflict(f"meeting {meeting_id} has {n} attachment(s); delete them first "

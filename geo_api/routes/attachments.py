@@ -4,10 +4,15 @@ One upload endpoint for every owner: `POST /api/attachments` with form fields `o
 (road, road_event, meeting, inauguration), `owner_id`, optional `caption`, and the `file`.
 The body is parsed here as it arrives, so the file goes to the staging area chunk by chunk
 and the upload stops at the size limit instead of being buffered first.
+
+Planners attach to anything; a post account to its own roads, their events and its pairs'
+meetings (and deletes only attachments of those). An upload takes an Idempotency-Key: the
+request it stands for is the form fields plus the file's name, type and SHA-256.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
@@ -19,11 +24,13 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from geo_api import layers
-from geo_api.deps import ActorDep, ConnDep, EngineDep, TxDep
+from geo_api.auth import Account, PostOfficerDep, require_own_post
+from geo_api.deps import ConnDep, EngineDep, IdempotencyKeyHeader, TxDep, idempotent_request
 from geo_api.domain import attachments
 from geo_api.domain.attachments import StagedUpload, Store
+from geo_api.domain.idempotency import fingerprint
 from geo_api.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
-from geo_api.routes.writes import IfMatch, expected_version, respond
+from geo_api.routes.writes import AUTH_ERRORS, ERRORS, IfMatch, required_version, respond
 from geo_api.settings import get_settings
 
 router = APIRouter(prefix="/api")
@@ -166,7 +173,7 @@ def _form(fields: dict[str, str]) -> AttachmentCreate:
     "/attachments", status_code=201, tags=["attachments"],
     summary="Upload a photo (JPEG/PNG/WebP), document (PDF) or GPX track to a road, road event, "
             "meeting or inauguration",
-    responses={201: {"model": AttachmentPublic}, 404: {"description": "no such owner"},
+    responses={201: {"model": AttachmentPublic}, **AUTH_ERRORS, 404: {"description": "no such owner"},
                413: {"description": "larger than TRACKER_MAX_UPLOAD_BYTES"},
                415: {"description": "type not allowed, or content not of the declared type"}},
     openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
@@ -179,7 +186,7 @@ def _form(fields: dict[str, str]) -> AttachmentCreate:
         }}}}}},
 )
 async def upload(request: Request, engine: EngineDep, store: StoreDep, limit: LimitDep,
-                 actor: ActorDep) -> Response:
+                 account: PostOfficerDep, idempotency_key: IdempotencyKeyHeader = None) -> Response:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > limit + MULTIPART_OVERHEAD:
         raise PayloadTooLarge(
@@ -190,15 +197,31 @@ async def upload(request: Request, engine: EngineDep, store: StoreDep, limit: Li
     try:
         fields = await read_upload(request.headers.get("content-type", ""), request.stream(), staged)
         form = _form(fields)
+        await run_in_threadpool(_check_owner, engine, account, form)
+        idem = None
+        if idempotency_key is not None:
+            what = json.dumps([form.owner_kind, form.owner_id, form.caption, staged.filename,
+                               staged.declared_type, staged.sha256]).encode()
+            idem = idempotent_request(account.id, idempotency_key, fingerprint("POST", request.url.path, what))
         body = await run_in_threadpool(
             attachments.save_attachment, engine, store, staged, owner_kind=form.owner_kind,
-            owner_id=form.owner_id, caption=form.caption or None, actor=actor,
+            owner_id=form.owner_id, caption=form.caption or None, actor=account.username,
+            idempotency=idem,
         )
     finally:
         staged.discard()
     att_id = AttachmentPublic.model_validate_json(body).id
+    replayed = {"Idempotent-Replayed": "true"} if idem is not None and idem.replayed else {}
     return Response(body, status_code=201, media_type="application/json",
-                    headers={"Location": f"/api/attachments/{att_id}"})
+                    headers={"Location": f"/api/attachments/{att_id}", **replayed})
+
+
+def _check_owner(engine, account: Account, form: AttachmentCreate) -> None:
+    """A post account attaches to its own post's roads, road events and meetings only."""
+    if account.is_planner:
+        return
+    with engine.begin() as conn:
+        require_own_post(conn, account, attachments.OWNERS[form.owner_kind][1], form.owner_id)
 
 
 @router.get("/attachments", tags=["attachments"], summary="List attachments, e.g. of one owner")
@@ -236,22 +259,29 @@ def get_content(request: Request, conn: ConnDep, store: StoreDep, attachment_id:
 
 
 @router.delete("/attachments/{attachment_id}", status_code=204, tags=["attachments"],
-               summary="Delete an attachment (its file goes when no other attachment shares it)")
-def delete_attachment(engine: EngineDep, store: StoreDep, actor: ActorDep,
+               summary="Delete an attachment (its file goes when no other attachment shares it)",
+               responses={**AUTH_ERRORS, 404: ERRORS[404]})
+def delete_attachment(engine: EngineDep, store: StoreDep, account: PostOfficerDep,
                       attachment_id: AttachmentId) -> Response:
-    attachments.delete_attachment(engine, store, attachment_id, actor)
+    if not account.is_planner:
+        with engine.begin() as conn:
+            require_own_post(conn, account, "attachment", attachment_id)
+    attachments.delete_attachment(engine, store, attachment_id, account.username)
     return Response(status_code=204)
 
 
 @router.post("/roads/{road_id}/as-built-from-gpx", tags=["attachments", "roads"],
              summary="Make a GPX attachment's track the road's as-built line",
-             responses={404: {"description": "no such road"},
+             responses={**AUTH_ERRORS, 404: {"description": "no such road"},
                         409: {"description": "construction has not started"},
                         412: {"description": "If-Match version is stale"},
-                        422: {"description": "not a GPX of this road, no track, invalid line"}})
-def as_built_from_gpx(conn: TxDep, store: StoreDep, actor: ActorDep,
+                        422: {"description": "not a GPX of this road, no track, invalid line"},
+                        428: {"description": "If-Match is required"}})
+def as_built_from_gpx(conn: TxDep, store: StoreDep, account: PostOfficerDep,
                       road_id: Annotated[int, Path(ge=1, le=2**31 - 1)], body: AsBuiltFromGpx,
                       if_match: IfMatch = None) -> Response:
-    attachments.set_as_built_from_gpx(conn, store, road_id, body.attachment_id, actor=actor,
-                                      expected_version=expected_version(if_match))
+    version = required_version(if_match)
+    require_own_post(conn, account, "branch_road", road_id)
+    attachments.set_as_built_from_gpx(conn, store, road_id, body.attachment_id, actor=account.username,
+                                      expected_version=version)
     return respond(conn, layers.ROADS, road_id)

@@ -35,7 +35,10 @@ def add_layer_routes(layer: Layer) -> None:
         return Response(body, media_type=_media(layer))
 
     def get_item(conn: ConnDep, item_id: Annotated[int, Path(ge=1)]) -> Response:
-        return Response(layers.item(conn, layer, item_id), media_type=_media(layer))
+        from geo_api.routes.writes import etag  # the version to send back in If-Match
+
+        return Response(layers.item(conn, layer, item_id), media_type=_media(layer),
+                        headers=etag(conn, layer, item_id))
 
     router.add_api_route(
         f"/{layer.name}", list_items, methods=["GET"], tags=[layer.name],

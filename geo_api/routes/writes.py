@@ -1,35 +1,50 @@
 """Write endpoints: POST /api/<layer>, PATCH and DELETE /api/<layer>/{id}, donor members.
 
-Thin: parse the body, call the domain function inside the request's transaction, answer
-with the same JSON as GET /api/<layer>/{id}. `If-Match: "<version>"` on PATCH/DELETE
-refuses (412) a change to a resource that moved on since the client read it; write
-responses carry the new version as `ETag`. The actor is the X-Actor header for now.
+Thin: check who may do it, parse the body, call the domain function inside the request's
+transaction, answer with the same JSON as GET /api/<layer>/{id}. PATCH/DELETE need
+`If-Match: "<version>"` (428 without it, 412 when the resource moved on since the client
+read it); responses carry the version as `ETag`. POSTs take an `Idempotency-Key`.
+
+Who may write what is the `WritePolicy` of each layer: planners and admins everything;
+a post account creates and edits only its own post's rows, and only the fields listed.
 
 No `from __future__ import annotations`: FastAPI must see the body models.
 """
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Path, Response
+from fastapi import APIRouter, Body, Depends, Header, Path, Response
 from pydantic import BaseModel
 from sqlalchemy import Connection, text
 
 from geo_api import layers
-from geo_api.deps import ActorDep, TxDep
+from geo_api.auth import (
+    PLANNERS, POST_MARKER_FIELDS, POST_ROAD_FIELDS, POST_ROAD_UPDATE_FIELDS, Account, PlannerDep,
+    only_fields, require_own_post, require_role,
+)
+from geo_api.deps import IdempotencyDep, TxDep
 from geo_api.domain import donors, resources
-from geo_api.errors import InvalidInput
+from geo_api.errors import Forbidden, InvalidInput, PreconditionRequired
 from geo_api.layers import Layer
 from geo_api.schemas import resources as s
 
 router = APIRouter(prefix="/api")
 
+AUTH_ERRORS = {
+    401: {"description": "not logged in, or the token expired"},
+    403: {"description": "this account may not do this (role, another post's data, or a field "
+                         "its role may not set)"},
+}
 ERRORS = {
+    **AUTH_ERRORS,
     404: {"description": "no such item"},
     409: {"description": "conflicts with existing data (duplicate code, still referenced)"},
     412: {"description": "If-Match names a version that is no longer current"},
     422: {"description": "invalid input; the message names the field and the reason"},
+    428: {"description": "If-Match is required: send the ETag of the version you read"},
 }
 
 ItemId = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -47,30 +62,86 @@ def expected_version(if_match: str | None) -> int | None:
     return int(m[1])
 
 
+def required_version(if_match: str | None) -> int:
+    """The version an update or transition is based on: If-Match is required (428)."""
+    version = expected_version(if_match)
+    if version is None:
+        raise PreconditionRequired(
+            'send If-Match with the ETag of the version you read (e.g. If-Match: "3"), '
+            "so a change made meanwhile by someone else is not overwritten", field="If-Match")
+    return version
+
+
+# Tables whose rows carry a version (ETag on GET, If-Match on updates).
+VERSIONED = frozenset({"marker", "border_post", "branch_road", "village", "donor", "campaign",
+                       "village_pair", "pair_meeting", "inauguration"})
+
+
+def etag(conn: Connection, layer: Layer, item_id: int) -> dict[str, str]:
+    """{"ETag": '"<version>"'} for a versioned row, else {}."""
+    if layer.table not in VERSIONED:
+        return {}
+    version = conn.execute(text(f"SELECT version FROM {layer.table} WHERE id = :id"),
+                           {"id": item_id}).scalar()
+    return {} if version is None else {"ETag": f'"{version}"'}
+
+
 def respond(conn: Connection, layer: Layer, item_id: int, status: int = 200) -> Response:
     body = layers.item(conn, layer, item_id)
-    version = conn.execute(text(f"SELECT version FROM {layer.table} WHERE id = :id"),
-                           {"id": item_id}).scalar_one()
-    headers = {"ETag": f'"{version}"'}
+    headers = etag(conn, layer, item_id)
     if status == 201:
         headers["Location"] = f"/api/{layer.name}/{item_id}"
     media = "application/geo+json" if layer.spatial else "application/json"
     return Response(body, status_code=status, media_type=media, headers=headers)
 
 
+@dataclass(frozen=True)
+class WritePolicy:
+    """Who may write a layer. Planners and admins may do everything; a post account may
+    create (`post_create` fields, for its own post) and update (`post_update` fields, of
+    its own post's rows) when those are given. `post_key` is the body field naming the post."""
+
+    post_create: frozenset[str] | None = None
+    post_update: frozenset[str] | None = None
+    post_key: str = "post_id"
+
+    def guard(self, post_fields: frozenset[str] | None):
+        return require_role("post", *PLANNERS) if post_fields is not None else require_role(*PLANNERS)
+
+
+def _check_post_create(account: Account, policy: WritePolicy, layer: Layer, body: BaseModel) -> None:
+    if account.is_planner:
+        return
+    only_fields(account, body, policy.post_create | {policy.post_key}, layer.title)
+    if getattr(body, policy.post_key) != account.post_id:
+        raise Forbidden(f"{policy.post_key}: a post account creates {layer.title}s for its own post "
+                        f"(id {account.post_id}) only", field=policy.post_key)
+
+
 def add_write_routes(layer: Layer, create_model: type[BaseModel], update_model: type[BaseModel],
                      public_model: type[BaseModel], create: Callable, update: Callable,
-                     delete: Callable) -> None:
-    def create_item(conn: TxDep, actor: ActorDep, body: Annotated[create_model, Body()]) -> Response:
-        return respond(conn, layer, create(conn, body, actor), 201)
+                     delete: Callable, policy: WritePolicy = WritePolicy()) -> None:
+    CreateGuard = Annotated[Account, Depends(policy.guard(policy.post_create))]
+    UpdateGuard = Annotated[Account, Depends(policy.guard(policy.post_update))]
 
-    def update_item(conn: TxDep, actor: ActorDep, item_id: ItemId,
+    def create_item(conn: TxDep, account: CreateGuard, idem: IdempotencyDep,
+                    body: Annotated[create_model, Body()]) -> Response:
+        if (replay := idem.replay(conn)) is not None:
+            return replay
+        _check_post_create(account, policy, layer, body)
+        return idem.remember(conn, respond(conn, layer, create(conn, body, account.username), 201))
+
+    def update_item(conn: TxDep, account: UpdateGuard, item_id: ItemId,
                     body: Annotated[update_model, Body()], if_match: IfMatch = None) -> Response:
-        update(conn, item_id, body, actor, expected_version(if_match))
+        version = required_version(if_match)
+        if not account.is_planner:
+            require_own_post(conn, account, layer.table, item_id)
+            only_fields(account, body, policy.post_update, layer.title)
+        update(conn, item_id, body, account.username, version)
         return respond(conn, layer, item_id)
 
-    def delete_item(conn: TxDep, actor: ActorDep, item_id: ItemId, if_match: IfMatch = None) -> Response:
-        delete(conn, item_id, actor, expected_version(if_match))
+    def delete_item(conn: TxDep, account: PlannerDep, item_id: ItemId, if_match: IfMatch = None) -> Response:
+        delete(conn, item_id, account.username, required_version(if_match))
         return Response(status_code=204)
 
     ok = {"model": public_model, "content": {"application/geo+json" if layer.spatial
@@ -78,7 +149,7 @@ def add_write_routes(layer: Layer, create_model: type[BaseModel], update_model: 
     router.add_api_route(
         f"/{layer.name}", create_item, methods=["POST"], tags=[layer.name], status_code=201,
         summary=f"Create a {layer.title}", operation_id=f"create_{layer.table}",
-        responses={201: ok, **{k: v for k, v in ERRORS.items() if k != 412}},
+        responses={201: ok, **{k: v for k, v in ERRORS.items() if k not in (412, 428)}},
     )
     router.add_api_route(
         f"/{layer.name}/{{item_id}}", update_item, methods=["PATCH"], tags=[layer.name],
@@ -92,12 +163,16 @@ def add_write_routes(layer: Layer, create_model: type[BaseModel], update_model: 
     )
 
 
+MARKER_POLICY = WritePolicy(post_update=POST_MARKER_FIELDS)
+ROAD_POLICY = WritePolicy(post_create=POST_ROAD_FIELDS, post_update=POST_ROAD_UPDATE_FIELDS)
+
+
 add_write_routes(layers.MARKERS, s.MarkerCreate, s.MarkerUpdate, s.MarkerPublic,
-                 resources.create_marker, resources.update_marker, resources.delete_marker)
+                 resources.create_marker, resources.update_marker, resources.delete_marker, MARKER_POLICY)
 add_write_routes(layers.POSTS, s.PostCreate, s.PostUpdate, s.PostPublic,
                  resources.create_post, resources.update_post, resources.delete_post)
 add_write_routes(layers.ROADS, s.RoadCreate, s.RoadUpdate, s.RoadPublic,
-                 resources.create_road, resources.update_road, resources.delete_road)
+                 resources.create_road, resources.update_road, resources.delete_road, ROAD_POLICY)
 add_write_routes(layers.VILLAGES, s.VillageCreate, s.VillageUpdate, s.VillagePublic,
                  resources.create_village, resources.update_village, resources.delete_village)
 add_write_routes(layers.DONORS, s.DonorCreate, s.DonorUpdate, s.DonorPublic,
@@ -109,15 +184,17 @@ add_write_routes(layers.CAMPAIGNS, s.CampaignCreate, s.CampaignUpdate, s.Campaig
 @router.post("/donors/{item_id}/members", tags=["donors"], status_code=201,
              summary="Add a member donor to a group", operation_id="add_donor_member",
              responses={201: {"model": s.DonorPublic}, **ERRORS})
-def add_member(conn: TxDep, actor: ActorDep, item_id: ItemId,
+def add_member(conn: TxDep, account: PlannerDep, idem: IdempotencyDep, item_id: ItemId,
                body: Annotated[s.DonorMemberIn, Body()]) -> Response:
-    donors.add_member(conn, item_id, body, actor)
-    return respond(conn, layers.DONORS, item_id, 201)
+    if (replay := idem.replay(conn)) is not None:
+        return replay
+    donors.add_member(conn, item_id, body, account.username)
+    return idem.remember(conn, respond(conn, layers.DONORS, item_id, 201))
 
 
 @router.delete("/donors/{item_id}/members/{member_id}", tags=["donors"], status_code=204,
                summary="Remove a member donor from a group", operation_id="remove_donor_member",
                responses=ERRORS)
-def remove_member(conn: TxDep, actor: ActorDep, item_id: ItemId, member_id: ItemId) -> Response:
-    donors.remove_member(conn, item_id, member_id, actor)
+def remove_member(conn: TxDep, account: PlannerDep, item_id: ItemId, member_id: ItemId) -> Response:
+    donors.remove_member(conn, item_id, member_id, account.username)
     return Response(status_code=204)

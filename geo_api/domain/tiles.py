@@ -1,0 +1,321 @@
+"""Mapbox Vector Tiles of the map layers, built by PostGIS (`ST_AsMVT`).
+
+One tile layer per map layer (markers, roads, posts, villages). A tile is one SQL
+statement: select the rows whose geometry meets the tile (plus a small margin so
+symbols and strokes are not cut at tile edges), project them to Web Mercator, reduce
+them for the zoom level, clip and quantise them with `ST_AsMVTGeom`, encode with
+`ST_AsMVT`.
+
+Reduction per zoom:
+- below the layer's `aggregate_below` zoom, features are gathered into a grid of cells
+  `GRID_PX` screen pixels wide: one point per cell at the mean position (of the points,
+  or of the lines' middles), with `count` (how many it stands for) and the cell's most
+  common category (markers: access, roads: status). A branch road is a few kilometres
+  long: below zoom 8 it is a pixel or two, and 30,000 of them as lines weigh ~900 KB per
+  tile, as cells a few KB. From that zoom on every point is its own feature with `count`
+  1 (clients style both alike), and every road a line;
+- lines are simplified (Douglas-Peucker) with a tolerance of half a screen pixel at that
+  zoom, and not at all from `DETAIL_ZOOM` on.
+
+Anonymous callers see what the read API shows them (`layers.PRIVACY`): markers' positions
+snapped to about 100 m, and a point is put in the tile of its snapped position.
+
+The pages use these tiles instead of inline GeoJSON when the data is too large to embed
+(see web_map.config); GIS clients can use them too (TileJSON at /tiles/{layer}.json).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from sqlalchemy import Connection, text
+
+from geo_api.errors import InvalidInput
+from geo_api.layers import PRIVACY, ROAD_STATUSES, ROADS, pair_overdue_sql
+
+EXTENT = 4096          # tile coordinate space
+BUFFER = 64            # extent units kept beyond the edge (1 px at 256 px tiles = 16 units)
+MAX_ZOOM = 22
+DETAIL_ZOOM = 14       # from here on lines are not simplified
+GRID_PX = 24           # point aggregation cell, in screen pixels of a 256 px tile
+WEB_MERCATOR_HALF = 20037508.342789244
+R = 6378137.0  # the Web Mercator sphere's radius, metres
+MARKER_ACCESS = ("none", "footpath", "earth", "concrete")
+
+
+@dataclass(frozen=True)
+class TileFilter:
+    """A query parameter: `sql` is a condition on the bound value `:v`."""
+
+    sql: str
+    kind: Any = str
+    description: str = ""
+    many: tuple[str, ...] | None = None  # allowed values of a comma-separated list
+
+
+@dataclass(frozen=True)
+class TileLayer:
+    name: str
+    title: str
+    source: str                   # FROM ... (alias t)
+    geom: str                     # EPSG:4326 geometry expression
+    columns: dict[str, str]       # attribute -> SQL expression
+    kind: Literal["point", "line"]
+    aggregate_below: int = 0      # points: zoom below which they are gridded
+    category: str | None = None   # points: attribute summarised per cell (most common value)
+    filters: dict[str, TileFilter] = field(default_factory=dict)
+    min_zoom: int = 0
+    # Indexed geometry columns that `geom` is built from (COALESCE of two): a tile also
+    # tests them, so the GiST indexes find the rows instead of a scan of the whole table.
+    indexed: tuple[str, ...] = ()
+
+
+def _road_filter(name: str) -> TileFilter:
+    f = ROADS.filters[name]
+    return TileFilter(f.sql, f.kind, f.description)
+
+
+ROAD_STATUS = TileFilter("t.status::text = ANY(:v)", str, "one or more statuses, comma-separated",
+                         many=ROAD_STATUSES)
+
+TILE_LAYERS: dict[str, TileLayer] = {layer.name: layer for layer in (
+    TileLayer(
+        name="markers", title="Boundary markers", kind="point", aggregate_below=11, category="access",
+        source="marker t LEFT JOIN border_post bp ON bp.id = t.post_id", geom="t.geom",
+        columns={"number": "t.number", "kind": "t.kind::text", "access": "t.access::text",
+                 "province": "t.province", "post_id": "t.post_id", "post": "bp.name"},
+        filters={
+            "province": TileFilter("t.province = :v", str, "province, e.g. Lạng Sơn"),
+            "post_id": TileFilter("t.post_id = :v", int, "responsible post"),
+            "access": TileFilter("t.access::text = ANY(:v)", str, "one or more of none, footpath, earth, "
+                                 "concrete, comma-separated", many=MARKER_ACCESS),
+        },
+    ),
+    TileLayer(
+        name="roads", title="Branch roads", kind="line", aggregate_below=8, category="status",
+        source="branch_road t", geom="COALESCE(t.as_built_geom, t.geom)",
+        indexed=("t.geom", "t.as_built_geom"),
+        columns={"code": "t.code", "name": "t.name", "status": "t.status::text",
+                 "progress_pct": "t.progress_pct", "province": "t.province", "post_id": "t.post_id"},
+        filters={
+            "status": ROAD_STATUS,
+            "province": _road_filter("province"),
+            "post_id": _road_filter("post_id"),
+            "donor_id": _road_filter("donor_id"),
+            "campaign_id": TileFilter(
+                "EXISTS (SELECT 1 FROM funding_tx f WHERE f.road_id = t.id AND f.campaign_id = :v)",
+                int, "funded under this campaign"),
+        },
+    ),
+    TileLayer(
+        name="posts", title="Border-guard posts", kind="point", aggregate_below=7,
+        source="border_post t", geom="t.geom",
+        columns={"code": "t.code", "name": "t.name", "province": "t.province"},
+        filters={"province": TileFilter("t.province = :v", str, "province, e.g. Lạng Sơn")},
+    ),
+    TileLayer(
+        name="village-pairs", title="Twinned village pairs", kind="line", aggregate_below=7,
+        category="overdue",
+        source="village_pair t JOIN village vn ON vn.id = t.vn_village_id "
+               "JOIN village fv ON fv.id = t.foreign_village_id",
+        geom="ST_MakeLine(vn.geom, fv.geom)",
+        columns={"vn_village": "vn.name", "foreign_village": "fv.name", "foreign_country": "fv.country::text",
+                 "overdue": pair_overdue_sql()},
+        filters={
+            "overdue": TileFilter(f"{pair_overdue_sql()} = :v", bool, "no meeting for the last completed quarter"),
+            "province": TileFilter("vn.admin1 = :v", str, "Vietnamese province of the pair"),
+        },
+    ),
+    TileLayer(
+        name="villages", title="Villages (twinned pairs)", kind="point", aggregate_below=8,
+        category="country", source="village t", geom="t.geom",
+        columns={"name": "t.name", "country": "t.country::text", "admin1": "t.admin1"},
+        filters={
+            "country": TileFilter("t.country = :v", Literal["VNM", "CHN", "LAO", "KHM"], "ISO 3166 alpha-3"),
+            # IN over both columns is one hashed subplan; EXISTS (... OR ...) is a scan per village.
+            "paired": TileFilter("(t.id IN (SELECT vn_village_id FROM village_pair UNION ALL "
+                                 "SELECT foreign_village_id FROM village_pair)) = :v", bool,
+                                 "in a twinned village pair"),
+        },
+    ),
+)}
+
+
+class TileQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _many(name: str, allowed: tuple[str, ...]):
+    def check(cls, v):
+        if v is None:
+            return v
+        values = [s.strip() for s in v.split(",") if s.strip()]
+        bad = [s for s in values if s not in allowed]
+        if bad or not values:
+            raise ValueError(f"unknown {name} {', '.join(map(repr, bad)) or '(empty)'}; "
+                             f"expected one or more of: {', '.join(allowed)}")
+        return ",".join(values)
+    return field_validator(name)(check)
+
+
+def query_model(layer: TileLayer) -> type[TileQuery]:
+    """The filters a layer's tiles accept, as a pydantic model (unknown parameters refused)."""
+    fields: dict[str, Any] = {}
+    validators: dict[str, Any] = {}
+    for name, flt in layer.filters.items():
+        kind = str if flt.many else flt.kind
+        extra = {"ge": 1} if kind is int else {}
+        fields[name] = (kind | None, Field(default=None, description=flt.description, **extra))
+        if flt.many:
+            validators[f"_check_{name}"] = _many(name, flt.many)
+    return create_model(f"{layer.name.title()}TileQuery", __base__=TileQuery,
+                        __validators__=validators, **fields)
+
+
+def tile_width_m(z: int) -> float:
+    return 2 * WEB_MERCATOR_HALF / (1 << z)
+
+
+def check_tile(z: int, x: int, y: int) -> None:
+    if not 0 <= z <= MAX_ZOOM:
+        raise InvalidInput(f"zoom {z} is outside 0..{MAX_ZOOM}", field="z")
+    n = 1 << z
+    for name, v in (("x", x), ("y", y)):
+        if not 0 <= v < n:
+            raise InvalidInput(f"{name} {v} is outside 0..{n - 1} at zoom {z}", field=name)
+
+
+def conditions(layer: TileLayer, query: BaseModel | dict) -> tuple[list[str], dict[str, Any]]:
+    """SQL conditions and bound values for the filters set in `query`."""
+    values = query if isinstance(query, dict) else query.model_dump()
+    conds: list[str] = []
+    params: dict[str, Any] = {}
+    for i, (name, flt) in enumerate(layer.filters.items()):
+        value = values.get(name)
+        if value is None:
+            continue
+        if flt.many:
+            value = [s for s in str(value).split(",") if s]
+        key = f"f{i}"
+        conds.append("(" + flt.sql.replace(":v", f":{key}") + ")")
+        params[key] = value
+    return conds, params
+
+
+def visible(layer: TileLayer) -> tuple[str, dict[str, str], int | None]:
+    """The layer's geometry and columns as this caller may see them (layers.PRIVACY: for
+    anonymous callers some layers' coordinates are snapped to a grid and some properties
+    hidden), and the grid's decimals (None: exact)."""
+    privacy = PRIVACY.get()
+    decimals = privacy.decimals.get(layer.name) if privacy else None
+    hidden = privacy.hidden.get(layer.name, frozenset()) if privacy else frozenset()
+    geom = layer.geom if decimals is None else f"ST_SnapToGrid({layer.geom}, 1e-{decimals})"
+    return geom, {k: "NULL" if k in hidden else v for k, v in layer.columns.items()}, decimals
+
+
+def tile_sql(layer: TileLayer, z: int, conds: list[str]) -> str:
+    geom, columns, decimals = visible(layer)
+    envelope = "ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), 4326)"
+    if decimals is None:
+        meets = [f"{geom} && {envelope}"]
+    else:  # which tile a point falls in must not tell more than the snapped point does
+        meets = [f"{layer.geom} && ST_Expand({envelope}, 1e-{decimals})", f"{geom} && {envelope}"]
+    if layer.indexed:  # implied by `meets`: the row's geometry is one of these
+        meets.insert(0, "(" + " OR ".join(f"{c} && {envelope}" for c in layer.indexed) + ")")
+    where = " AND ".join([*meets, *conds])
+    cols = ", ".join(f"{sql} AS {name}" for name, sql in columns.items())
+    if z < layer.aggregate_below:
+        # One point per grid cell: the mean position of what falls in it (points; lines by
+        # their middle), how many, and the most common category.
+        anchor = f"ST_LineInterpolatePoint({geom}, 0.5)" if layer.kind == "line" else geom
+        category = (f", mode() WITHIN GROUP (ORDER BY p.{layer.category}) AS {layer.category}"
+                    if layer.category else "")
+        # Web Mercator by its formula: per point, PROJ (ST_Transform) costs ten times more.
+        rows = f"""
+            SELECT min(p.id) AS id, ST_SetSRID(ST_MakePoint(avg(p.mx), avg(p.my)), 3857) AS g,
+                   count(*)::int AS count{category}
+            FROM (SELECT t.id, {R} * radians(ST_X(a.pt)) AS mx,
+                         {R} * ln(tan(radians(45 + least(greatest(ST_Y(a.pt), -85.0511), 85.0511) / 2))) AS my,
+                         {cols}
+                  FROM {layer.source} CROSS JOIN LATERAL (SELECT {anchor} AS pt) a WHERE {where}) p
+            GROUP BY floor(p.mx / :cell), floor(p.my / :cell)"""
+        attrs = "count" + (f", {layer.category}" if layer.category else "")
+    elif layer.kind == "line":
+        g = f"ST_Transform({geom}, 3857)"
+        if z < DETAIL_ZOOM:
+            g = f"ST_Simplify({g}, :tol, true)"
+        rows = f"SELECT t.id, {g} AS g, {cols} FROM {layer.source} WHERE {where}"
+        attrs = ", ".join(layer.columns)
+    else:
+        rows = f"SELECT t.id, ST_Transform({geom}, 3857) AS g, 1 AS count, {cols} " \
+               f"FROM {layer.source} WHERE {where}"
+        attrs = "count, " + ", ".join(layer.columns)
+    return f"""
+        SELECT ST_AsMVT(q, :layer, {EXTENT}, 'geom', 'id') FROM (
+            SELECT r.id, ST_AsMVTGeom(r.g, ST_TileEnvelope(:z, :x, :y), {EXTENT}, {BUFFER}, true) AS geom,
+                   {attrs}
+            FROM ({rows}) r
+        ) q WHERE q.geom IS NOT NULL
+    """
+
+
+def without_jit(conn: Connection) -> None:
+    """Turn PostgreSQL's JIT off for the rest of this transaction. Queries whose estimated
+    cost passes jit_above_cost (a low-zoom tile at 100× the demo data, the per-province
+    report at 10×) otherwise spend about a second compiling to save milliseconds."""
+    conn.execute(text("SET LOCAL jit = off"))
+
+
+def tile(conn: Connection, layer_name: str, z: int, x: int, y: int, query: BaseModel | dict | None = None) -> bytes:
+    """The encoded tile (empty bytes when nothing falls in it)."""
+    layer = TILE_LAYERS.get(layer_name)
+    if layer is None:
+        raise InvalidInput(f"unknown tile layer {layer_name!r}; layers: {', '.join(TILE_LAYERS)}")
+    check_tile(z, x, y)
+    conds, params = conditions(layer, query or {})
+    width = tile_width_m(z)
+    params.update(z=z, x=x, y=y, layer=layer.name, margin=BUFFER / EXTENT,
+                  tol=width / 512, cell=width * GRID_PX / 256)
+    without_jit(conn)
+    data = conn.execute(text(tile_sql(layer, z, conds)), params).scalar()
+    return bytes(data or b"")
+
+
+def tilejson(layer_name: str, base_url: str, query_string: str = "") -> dict[str, Any]:
+    """TileJSON 3.0.0 for one layer, with the tile URL under `base_url`."""
+    layer = TILE_LAYERS[layer_name]
+    suffix = f"?{query_string}" if query_string else ""
+    fields = {name: "Number" if name in ("post_id", "progress_pct") else "String" for name in layer.columns}
+    if layer.aggregate_below:
+        fields["count"] = (f"Number: below zoom {layer.aggregate_below} a feature is a grid cell (a point) "
+                           f"standing for `count` {layer.name}, with only `count` and "
+                           f"{layer.category or 'no other attribute'}")
+    return {
+        "tilejson": "3.0.0",
+        "name": layer.name,
+        "description": layer.title,
+        "scheme": "xyz",
+        "tiles": [f"{base_url.rstrip('/')}/tiles/{layer.name}/{{z}}/{{x}}/{{y}}.pbf{suffix}"],
+        "minzoom": layer.min_zoom,
+        "maxzoom": MAX_ZOOM,
+        "bounds": [100.0, 8.0, 112.0, 24.0],
+        "vector_layers": [{"id": layer.name, "description": layer.title, "fields": fields,
+                           "minzoom": layer.min_zoom, "maxzoom": MAX_ZOOM}],
+        "attribution": "Border roads tracker; borders © OpenStreetMap contributors (ODbL)",
+    }
+
+
+def tile_range(bounds: tuple[float, float, float, float], z: int) -> tuple[int, int, int, int]:
+    """x0, y0, x1, y1 of the tiles covering lon/lat bounds at zoom z (for seeding, benchmarks)."""
+    def xy(lon: float, lat: float) -> tuple[int, int]:
+        n = 1 << z
+        lat = max(min(lat, 85.0511), -85.0511)
+        x = int((lon + 180) / 360 * n)
+        y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+        return min(max(x, 0), n - 1), min(max(y, 0), n - 1)
+    x0, y1 = xy(bounds[0], bounds[1])
+    x1, y0 = xy(bounds[2], bounds[3])
+    return x0, y0, x1, y1

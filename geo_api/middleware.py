@@ -1,0 +1,154 @@
+"""Request-level security: who is calling, how large a body may be, CORS.
+
+- `AuthenticationMiddleware` resolves an ``Authorization: Bearer`` token to its account
+  once per request (``request.state.account``; the guards in `geo_api.auth` read it). A
+  token that is unknown, expired or malformed is answered 401 at once, even on public
+  reads, so a client learns its session ended. Anonymous callers get the deployment's
+  privacy rules applied to every layer read (`layers.PRIVACY`).
+- `BodyLimitMiddleware` answers 413 before reading a body whose Content-Length is over
+  TRACKER_MAX_BODY_BYTES, and stops a body without one as soon as it passes the limit.
+  Routes that stream and limit their own bodies (attachments) are registered with
+  `allow_large_body`.
+- CORS is closed unless TRACKER_CORS_ORIGINS lists origins.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+from fastapi import FastAPI, HTTPException
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from geo_api import auth, layers
+
+# (method, path) -> largest body, or None when the route enforces its own limit while
+# streaming. A path ending in "/" matches every path under it.
+_BODY_LIMITS: dict[tuple[str, str], int | None] = {("POST", "/api/attachments"): None}
+
+
+def _upload_limit() -> int:
+    from geo_api.settings import get_settings
+
+    return get_settings().max_upload_bytes + 64 * 1024  # the file plus the multipart around it
+
+
+_BODY_LIMITS[("POST", "/api/import/")] = _upload_limit()  # file imports (routes/files.py)
+
+
+def allow_large_body(method: str, path: str, limit: int | None) -> None:
+    """Give a route its own body limit (None: it streams and limits the body itself)."""
+    _BODY_LIMITS[(method.upper(), path)] = limit
+
+
+def body_limit(method: str, path: str, default: int) -> int | None:
+    if (method, path) in _BODY_LIMITS:
+        return _BODY_LIMITS[(method, path)]
+    for (m, prefix), limit in _BODY_LIMITS.items():
+        if m == method and prefix.endswith("/") and path.startswith(prefix):
+            return limit
+    return default
+
+
+async def _json(send: Send, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode()), *extra]})
+    await send({"type": "http.response.body", "body": raw})
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: ASGIApp, default_limit: int):
+        self.app = app
+        self.default_limit = default_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = body_limit(scope["method"], scope["path"], self.default_limit)
+        if limit is None:
+            return await self.app(scope, receive, send)
+        message = (f"the request body is larger than the limit of {limit:,} bytes "
+                   f"(TRACKER_MAX_BODY_BYTES); send less at a time")
+        length = Headers(scope=scope).get("content-length")
+        if length is not None and length.strip().isdigit() and int(length) > limit:
+            return await _json(send, 413, {"detail": message, "code": "payload_too_large",
+                                           "context": {"limit_bytes": limit}}, {"Connection": "close"})
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            msg = await receive()
+            if msg["type"] == "http.request":
+                received += len(msg.get("body", b""))
+                if received > limit:
+                    raise HTTPException(413, message)
+            return msg
+
+        await self.app(scope, limited, send)
+
+
+@lru_cache
+def anonymous_privacy() -> layers.Privacy:
+    s = auth.get_security_settings()
+    names = [n.strip() for n in s.private_layers.split(",") if n.strip()]
+    hidden: dict[str, set[str]] = {}
+    for item in s.private_properties.split(","):
+        if "." in item:
+            layer, prop = item.strip().split(".", 1)
+            hidden.setdefault(layer, set()).add(prop)
+    return layers.Privacy(decimals={n: s.public_coord_decimals for n in names},
+                          hidden={k: frozenset(v) for k, v in hidden.items()})
+
+
+def _lookup(engine, token: str) -> auth.Account | None:
+    with engine.connect() as conn:
+        return auth.account_for_token(conn, token)
+
+
+class AuthenticationMiddleware:
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        header = Headers(scope=scope).get("authorization")
+        account = None
+        if header is not None:
+            scheme, _, token = header.strip().partition(" ")
+            token = token.strip()
+            if scheme.lower() != "bearer" or not token:
+                return await _json(send, 401, {
+                    "detail": "Authorization must be 'Bearer <token>' with a token from POST /api/auth/login",
+                    "code": "unauthorized"}, {"WWW-Authenticate": 'Bearer error="invalid_request"'})
+            account = await run_in_threadpool(_lookup, scope["app"].state.engine, token)
+            if account is None:
+                return await _json(send, 401, {
+                    "detail": "the token is unknown or has expired; log in again (POST /api/auth/login)",
+                    "code": "unauthorized"}, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        scope.setdefault("state", {})["account"] = account
+        reset = layers.PRIVACY.set(None if account is not None else anonymous_privacy())
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            layers.PRIVACY.reset(reset)
+
+
+def install_security(app: FastAPI) -> None:
+    """Authentication, body limits and CORS (outermost last)."""
+    settings = auth.get_security_settings()
+    app.add_middleware(AuthenticationMiddleware)
+    app.add_middleware(BodyLimitMiddleware, default_limit=settings.max_body_bytes)
+    origins = settings.cors_origin_list()
+    if origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=origins, allow_credentials=False,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match", "Idempotency-Key"],
+            expose_headers=["ETag", "Location", "Retry-After", "Idempotent-Replayed"], max_age=600,
+        )

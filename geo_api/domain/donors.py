@@ -15,8 +15,8 @@ from sqlalchemy import Connection, text
 
 from geo_api import layers
 from geo_api.domain.resources import (
-    Reference, check_dates, audit, changes, delete_row, fields, insert_row, lock_row,
-    require_ref, require_unique_code, update_row,
+    Reference, audit, changes, check_dates, delete_row, fields, insert_audited, insert_row, lock_row,
+    require_ref, require_unique_code, update_audited, update_row,
 )
 from geo_api.errors import Conflict, InvalidInput, NotFound
 from geo_api.schemas.resources import (
@@ -88,8 +88,7 @@ def update_donor(conn: Connection, donor_id: int, body: DonorUpdate, actor: str,
     current = lock_row(conn, layers.DONORS, donor_id, expected_version)
     values = changes(body)
     _check_donor(conn, {**current, **values}, donor_id)
-    update_row(conn, "donor", donor_id, values)
-    audit(conn, actor, "update", "donor", donor_id, current["_json"])
+    update_audited(conn, "donor", donor_id, values, actor, current)
 
 
 def delete_donor(conn: Connection, donor_id: int, actor: str, expected_version: int | None = None) -> None:
@@ -160,9 +159,7 @@ def create_campaign(conn: Connection, body: CampaignCreate, actor: str) -> int:
     values = fields(body)
     values["is_generated"] = False
     _check_campaign(conn, values, None)
-    new_id = insert_row(conn, "campaign", values)
-    audit(conn, actor, "create", "campaign", new_id)
-    return new_id
+    return insert_audited(conn, "campaign", values, actor)
 
 
 def update_campaign(conn: Connection, campaign_id: int, body: CampaignUpdate, actor: str,
@@ -170,8 +167,7 @@ def update_campaign(conn: Connection, campaign_id: int, body: CampaignUpdate, ac
     current = lock_row(conn, layers.CAMPAIGNS, campaign_id, expected_version)
     values = changes(body)
     _check_campaign(conn, {**current, **values}, campaign_id)
-    update_row(conn, "campaign", campaign_id, values)
-    audit(conn, actor, "update", "campaign", campaign_id, current["_json"])
+    update_audited(conn, "campaign", campaign_id, values, actor, current)
 
 
 def delete_campaign(conn: Connection, campaign_id: int, actor: str,

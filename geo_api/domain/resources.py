@@ -79,6 +79,21 @@ def update_row(conn: Connection, table: str, item_id: int, values: dict[str, Any
     return conn.execute(text(sql), {**params, "_id": item_id}).scalar_one()
 
 
+def insert_audited(conn: Connection, table: str, values: dict[str, Any], actor: str) -> int:
+    """Insert a row and its audit_log entry; returns the new id."""
+    new_id = insert_row(conn, table, values)
+    audit(conn, actor, "create", table, new_id)
+    return new_id
+
+
+def update_audited(conn: Connection, table: str, item_id: int, values: dict[str, Any], actor: str,
+                   before: dict[str, Any]) -> int:
+    """Update a row locked by `lock_row` (its `before` state) and log it; returns the new version."""
+    version = update_row(conn, table, item_id, values)
+    audit(conn, actor, "update", table, item_id, before["_json"])
+    return version
+
+
 def lock_row(conn: Connection, layer: Layer, item_id: int,
              expected_version: int | None = None) -> dict[str, Any]:
     """The row as a dict (geometries as shapely, `_json` its JSON for the audit), locked."""
@@ -209,9 +224,7 @@ def create_marker(conn: Connection, body: MarkerCreate, actor: str) -> int:
     values["geom"] = parse_geometry(body.geometry, "Point", body.crs)
     values["is_generated"] = False
     _check_marker(conn, values, None)
-    new_id = insert_row(conn, "marker", values)
-    audit(conn, actor, "create", "marker", new_id)
-    return new_id
+    return insert_audited(conn, "marker", values, actor)
 
 
 def update_marker(conn: Connection, marker_id: int, body: MarkerUpdate, actor: str,
@@ -221,8 +234,7 @@ def update_marker(conn: Connection, marker_id: int, body: MarkerUpdate, actor: s
     if body.geometry is not None:
         values["geom"] = parse_geometry(body.geometry, "Point", body.crs)
     _check_marker(conn, {**current, **values}, marker_id)
-    update_row(conn, "marker", marker_id, values)
-    audit(conn, actor, "update", "marker", marker_id, current["_json"])
+    update_audited(conn, "marker", marker_id, values, actor, current)
 
 
 def delete_marker(conn: Connection, marker_id: int, actor: str,
@@ -263,9 +275,7 @@ def create_post(conn: Connection, body: PostCreate, actor: str) -> int:
     values["area"] = _post_area(body)
     values["is_generated"] = False
     _check_post(conn, values, None)
-    new_id = insert_row(conn, "border_post", values)
-    audit(conn, actor, "create", "border_post", new_id)
-    return new_id
+    return insert_audited(conn, "border_post", values, actor)
 
 
 def update_post(conn: Connection, post_id: int, body: PostUpdate, actor: str,
@@ -277,8 +287,7 @@ def update_post(conn: Connection, post_id: int, body: PostUpdate, actor: str,
     if "area" in body.model_fields_set:
         values["area"] = _post_area(body)
     _check_post(conn, {**current, **values}, post_id)
-    update_row(conn, "border_post", post_id, values)
-    audit(conn, actor, "update", "border_post", post_id, current["_json"])
+    update_audited(conn, "border_post", post_id, values, actor, current)
 
 
 def delete_post(conn: Connection, post_id: int, actor: str, expected_version: int | None = None) -> None:
@@ -430,9 +439,7 @@ def create_village(conn: Connection, body: VillageCreate, actor: str) -> int:
     values["geom"] = _village_geom(body, body.country)
     values["is_generated"] = False
     _check_village(conn, values, None)
-    new_id = insert_row(conn, "village", values)
-    audit(conn, actor, "create", "village", new_id)
-    return new_id
+    return insert_audited(conn, "village", values, actor)
 
 
 def update_village(conn: Connection, village_id: int, body: VillageUpdate, actor: str,
@@ -442,8 +449,7 @@ def update_village(conn: Connection, village_id: int, body: VillageUpdate, actor
     if body.geometry is not None:
         values["geom"] = _village_geom(body, values.get("country", current["country"]))
     _check_village(conn, {**current, **values}, village_id)
-    update_row(conn, "village", village_id, values)
-    audit(conn, actor, "update", "village", village_id, current["_json"])
+    update_audited(conn, "village", village_id, values, actor, current)
 
 
 def delete_village(conn: Connection, village_id: int, actor: str,

@@ -254,6 +254,9 @@ def ensure(scale: int, rebuild: bool = False, echo=print, server: str | None = N
     name = database_name(scale)
     comment = _comment(url)
     if comment == COMPLETE and not rebuild:
+        from geo_api import db
+
+        db.upgrade(url)  # built before a later migration: bring it to head
         return url
     with psycopg.connect(**admin_kwargs(url), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -19,7 +19,9 @@ Endpoints (anonymous, as a donor or GIS client reads them), the tracker's OGC AP
   gathers markers into clusters below z 11, and tipg cuts a tile at 10,000 features;
   tipg is told to use the roads' planned line, `geom-column=geom`, as it cannot take the
   as-built line where there is one); the feature counts of both tiles are decoded and
-  printed.
+  printed. The tracker keeps rendered tiles while the database is unchanged (see
+  geo_api/domain/tiles.py), so the tiles are also run against a third server, the tracker
+  with ``TRACKER_TILE_CACHE_MB=0``, which renders every request.
 
 The ceiling: the SQL the tracker sends for each request (captured from the app itself,
 in steady state), run by pgbench with the same number of clients on the same server;
@@ -181,13 +183,19 @@ def pgbench(server_url: str, db: str, script: str, duration: int, clients: int, 
 # ---------------------------------------------------------------------------- the app's SQL
 
 
-def capture_sql(url: str, paths: list[str]) -> dict[str, str]:
+def capture_sql(url: str, paths: list[str], tile_cache_mb: int | None = None) -> dict[str, str]:
     """The statements the tracker sends for each path (second request: steady state, e.g.
-    numberMatched already known for this snapshot), as a pgbench script."""
+    numberMatched already known for this snapshot, a tile kept from the first), as a
+    pgbench script; ``tile_cache_mb=0``: as the tracker sends them with no tile cache."""
     from fastapi.testclient import TestClient
 
     from geo_api import db
     from geo_api.main import create_app
+    from geo_api.settings import get_settings
+
+    if tile_cache_mb is not None:
+        saved = get_settings().tile_cache_mb
+        get_settings().tile_cache_mb = tile_cache_mb
 
     seen: list[tuple[str, object]] = []
     original = db.ReadPool.fetchone
@@ -223,6 +231,8 @@ def capture_sql(url: str, paths: list[str]) -> dict[str, str]:
     finally:
         db.ReadPool.fetchone = original
         engine.dispose()
+        if tile_cache_mb is not None:
+            get_settings().tile_cache_mb = saved
     return scripts
 
 
@@ -311,8 +321,11 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIPG_")}
     uvicorn = str(VENV_BIN / "uvicorn")
     common = ["--host", "127.0.0.1", "--workers", "1", "--log-level", "warning", "--no-access-log"]
-    tracker = tipg = None
-    results: dict[str, dict[str, list]] = {e[0]: {"tracker": [], "tipg": [], "sql": []} for e in eps}
+    tracker = tipg = uncached = None
+    results: dict[str, dict[str, list]] = {e[0]: {"tracker": [], "tipg": [], "sql": [], "uncached": []}
+                                           for e in eps}
+    tile_eps = [e for e in eps if e[0].startswith("tile")]
+    u_port = free_port()
     try:
         capture_sql(url, [e[1] for e in eps])  # fails early if the app cannot serve an endpoint
         tracker = start([uvicorn, "geo_api.main:create_app", "--factory", "--port", str(p_port), *common],
@@ -321,7 +334,12 @@ def main() -> int:
                      {**env, "DATABASE_URL": libpq, "TIPG_DB_TABLES": '["public.marker","public.branch_road"]',
                       "TIPG_DB_FUNCTIONS": "[]", "TIPG_TILE_BUFFER": "64", "TIPG_CATALOG_TTL": "3600"},
                      logs / "tipg.log")
+        if tile_eps:  # the tracker again with its tile cache off: every tile rendered
+            uncached = start([uvicorn, "geo_api.main:create_app", "--factory", "--port", str(u_port), *common],
+                             {**env, "DATABASE_URL": libpq, "TRACKER_TILE_CACHE_MB": "0"}, logs / "uncached.log")
+            wait_http(f"http://127.0.0.1:{u_port}/api/health")
         p_base, t_base = f"http://127.0.0.1:{p_port}", f"http://127.0.0.1:{t_port}"
+        u_base = f"http://127.0.0.1:{u_port}"
         wait_http(p_base + "/api/health")
         wait_http(t_base + "/collections")
 
@@ -345,6 +363,8 @@ def main() -> int:
         for r in range(args.rounds):
             for i, (label, p_path, t_path) in enumerate(eps):
                 order = [("tracker", p_base + p_path), ("tipg", t_base + t_path)]
+                if label.startswith("tile"):
+                    order.insert(1, ("uncached", u_base + p_path))
                 if (r + i) % 2:
                     order.reverse()
                 for side, target in order:
@@ -353,11 +373,18 @@ def main() -> int:
                 tps = pgbench(server_url, dbname, script, args.duration, args.connections, args.threads)
                 results[label]["sql"].append(tps)
                 p, t = results[label]["tracker"][-1], results[label]["tipg"][-1]
+                u = results[label]["uncached"][-1]["rps"] if results[label]["uncached"] else float("nan")
                 print(f"round {r + 1} {label:<26} tracker {p['rps']:8.1f}/s  tipg {t['rps']:8.1f}/s  "
-                      f"SQL {tps:8.1f}/s", file=sys.stderr, flush=True)
+                      f"SQL {tps:8.1f}/s  tracker without tile cache {u:8.1f}/s", file=sys.stderr, flush=True)
+            if tile_eps:  # the tile statement itself, as the uncached tracker runs it
+                for label, p_path, _ in tile_eps:
+                    script = capture_sql(url, [p_path], tile_cache_mb=0)[p_path]
+                    results[label].setdefault("sql_uncached", []).append(
+                        pgbench(server_url, dbname, script, args.duration, args.connections, args.threads))
     finally:
         stop(tracker)
         stop(tipg)
+        stop(uncached)
 
     print(f"\nMachine: {machine()}.\n{versions()}.")
     print(f"Data: {args.scale}× the demo ({dbname}); wrk -t{args.threads} -c{args.connections} "
@@ -381,6 +408,21 @@ def main() -> int:
         print(f"| {label} | {p_rps:,.1f} | {med('tracker', 'p50'):,.1f} | {med('tracker', 'p99'):,.1f} | "
               f"{t_rps:,.1f} | {med('tipg', 'p50'):,.1f} | {med('tipg', 'p99'):,.1f} | {p_rps / t_rps:.2f}× | "
               f"{ceiling:,.1f} | {p_rps / ceiling:.0%} | {errs[0]}, {errs[1]} | {res.get('check', '')} |")
+    if tile_eps:
+        print("\nTiles with the tracker's tile cache off (`TRACKER_TILE_CACHE_MB=0`, a third server in the "
+              "same rounds): every request renders its tile.\n")
+        print("| tile | tracker, no cache, req/s | p50 ms | p99 ms | tipg req/s | no cache / tipg | "
+              "tile SQL alone (pgbench) /s | no cache / SQL |")
+        print("|---|--:|--:|--:|--:|--:|--:|--:|")
+        for label, *_ in tile_eps:
+            res = results[label]
+            u_rps = statistics.median(x["rps"] for x in res["uncached"])
+            t_rps = statistics.median(x["rps"] for x in res["tipg"])
+            sql = statistics.median(res["sql_uncached"])
+            summary[label].update(uncached_rps=u_rps, uncached_ratio=u_rps / t_rps, sql_uncached=sql)
+            print(f"| {label} | {u_rps:,.1f} | {statistics.median(x['p50'] for x in res['uncached']):,.1f} | "
+                  f"{statistics.median(x['p99'] for x in res['uncached']):,.1f} | {t_rps:,.1f} | "
+                  f"{u_rps / t_rps:.2f}× | {sql:,.1f} | {u_rps / sql:.0%} |")
     if args.out:
         args.out.write_text(json.dumps({"machine": machine(), "versions": versions(), "scale": args.scale,
                                         "results": results, "summary": summary}, indent=1))

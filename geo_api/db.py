@@ -133,6 +133,7 @@ def read_pool(engine: Engine) -> ReadPool:
 
 
 @lru_cache(maxsize=512)
+@lru_cache(maxsize=4096)
 def psycopg_sql(sql: str) -> str:
     """A `sqlalchemy.text` statement (`:name` parameters) in psycopg's `%(name)s` style."""
     from sqlalchemy.dialects import postgresql

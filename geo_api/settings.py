@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     default_page_size: int = 100
     max_page_size: int = 1000
 
+    # Rendered vector tiles kept in memory, reused while the database is unchanged
+    # (domain/tiles.py); 0 turns the cache off.
+    tile_cache_mb: int = Field(default=64, ge=0)
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return normalise_url(self.database_url)

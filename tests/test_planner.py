@@ -354,18 +354,61 @@ def test_weights_can_be_changed_per_request(world):
 
 
 def test_nearest_network_search_is_index_ordered(world):
+    params = {"knn": 3, "routing": True, "radius": 5000.0, "province": None,
+              "excluded": list(CFG.excluded_road_statuses), "min_distance": 200.0, "parts": 1, "part": 0}
     with world.connect() as conn:
         # tiny tables: make the planner show the plan it would pick for large ones
         conn.execute(text("SET LOCAL enable_seqscan = off"))
         conn.execute(text("SET LOCAL enable_bitmapscan = off"))
         conn.execute(text("DROP TABLE IF EXISTS plan_candidate"))
-        plan = "\n".join(r[0] for r in conn.execute(text("EXPLAIN " + planner.CANDIDATES_SQL), {
-            "knn": 3, "routing": True, "radius": 5000.0, "province": None,
-            "excluded": list(CFG.excluded_road_statuses), "min_distance": 200.0, "parts": 1, "part": 0}))
-    assert "Index Scan using road_network_geom_idx" in plan
-    assert "Order By: (geom <-> m.geom)" in plan
-    assert "Index Scan using branch_road_built_geom_idx" in plan
-    assert "Order By: (COALESCE(as_built_geom, geom) <-> m.geom)" in plan
+        refresh = "\n".join(r[0] for r in conn.execute(text("EXPLAIN " + planner.REFRESH_SQL), params))
+        search = "\n".join(r[0] for r in conn.execute(text("EXPLAIN " + planner.CANDIDATES_SQL), params))
+    assert "Index Scan using road_network_geom_idx" in refresh
+    assert "Order By: (geom <-> m.geom)" in refresh
+    assert "Index Scan using branch_road_built_geom_idx" in search
+    assert "Order By: (COALESCE(as_built_geom, geom) <-> m.geom)" in search
+
+
+def current_access_rows(conn) -> dict[str, tuple]:
+    """marker number -> (edge, metres) of the kept nearest-edge rows that are current."""
+    return {r[0]: (r[1], round(r[2])) for r in conn.execute(text("""
+        SELECT m.number, a.edge_id, a.dist_m FROM marker_network_access a
+        JOIN marker m ON m.id = a.marker_id AND a.marker_xmin = m.xmin
+        JOIN network_version v ON v.version = a.network_version"""))}
+
+
+def test_kept_nearest_edges_follow_network_and_marker_changes(world):
+    with world.connect() as conn:  # rolled back at the end: the world stays as it was
+        def got() -> dict[str, planner.Candidate]:
+            return {c.number: c for c in planner.candidates(conn, as_of=AS_OF)}
+
+        before = got()
+        kept = current_access_rows(conn)
+        assert set(kept) == {str(n) for n in range(1, 14)} - {"8"}  # concrete access: not looked at
+        assert kept["3"][1] == round(float(before["3"].distance_m))
+        assert got().keys() == before.keys()  # reused: the same answer
+        assert current_access_rows(conn) == kept
+
+        # a new edge beside marker 3: 3 is reached, 4 (~343 m away) now measures to it
+        new_edge = conn.execute(text("""
+            INSERT INTO road_network (highway, geom, imported_from)
+            VALUES ('track', 'SRID=4326;LINESTRING(105.149 21.0199, 105.151 21.0199)', 'test')
+            RETURNING id""")).scalar_one()
+        assert current_access_rows(conn) == {}  # all stale at once
+        after = got()
+        assert "3" not in after and after["4"].nearest["id"] == new_edge
+        assert float(after["4"].distance_m) == pytest.approx(343, abs=3)
+
+        conn.execute(text("DELETE FROM road_network WHERE id = :id"), {"id": new_edge})
+        again = got()
+        assert {n: c.distance_m for n, c in again.items()} == {n: c.distance_m for n, c in before.items()}
+
+        # a marker moved 0.01° north is measured again; the others keep their rows
+        conn.execute(text("UPDATE marker SET geom = 'SRID=4326;POINT(105.10 21.02)' WHERE number = '2'"))
+        stale = current_access_rows(conn)
+        assert "2" not in stale and len(stale) == len(kept) - 1
+        assert float(got()["2"].distance_m) == pytest.approx(2214.4, abs=2)
+        conn.rollback()
 
 
 def test_parallel_sessions_give_the_same_candidates(world):

@@ -388,3 +388,50 @@ def test_anonymous_callers_get_marker_positions_only_to_about_100_m(client, engi
     assert got_anonymous and got_anonymous == snapped
     assert got_signed == exact
     assert any(snapped[i] != exact.get(i) for i in snapped)
+
+
+def test_a_kept_tile_is_served_until_the_data_changes(client, engine, dao_vien):
+    """Rendered tiles are reused only while the database snapshot is the one they were
+    rendered in: a committed insert shows in the next tile, an uncommitted one never."""
+    from geo_api.settings import get_settings
+    from geo_api.domain.tiles import tile_cache
+
+    cache = tile_cache(get_settings().tile_cache_mb)
+    z, x, y = _tile_at(*dao_vien, 15)
+
+    def ids() -> set[int]:
+        r = _get(client, "markers", z, x, y)
+        assert r.status_code == 200
+        return {f["id"] for f in decode(r.content).get("markers", {"features": []})["features"]}
+
+    before = ids()
+    hits = cache.hits
+    assert ids() == before and cache.hits == hits + 1  # the same snapshot: served from memory
+    insert = text("""
+        INSERT INTO marker (segment_id, number, geom, province, post_id, access, terrain_difficulty)
+        SELECT segment_id, '9999/9Z', ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), province, post_id,
+               access, terrain_difficulty FROM marker ORDER BY id LIMIT 1 RETURNING id""")
+    with engine.connect() as pending:  # begun, never committed
+        pending.execute(insert, {"lon": dao_vien[0], "lat": dao_vien[1]})
+        assert ids() == before
+        pending.rollback()
+    with engine.begin() as conn:
+        new_id = conn.execute(insert, {"lon": dao_vien[0], "lat": dao_vien[1]}).scalar_one()
+    try:
+        assert ids() == before | {new_id}
+        hits = cache.hits
+        assert ids() == before | {new_id} and cache.hits == hits + 1
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM marker WHERE id = :id"), {"id": new_id})
+    assert ids() == before
+
+
+def test_tiles_without_the_cache_are_the_same(client, dao_vien, monkeypatch):
+    from geo_api.settings import get_settings
+
+    z, x, y = _tile_at(*dao_vien, 10)
+    kept = _get(client, "roads", z, x, y)
+    monkeypatch.setattr(get_settings(), "tile_cache_mb", 0)
+    fresh = _get(client, "roads", z, x, y)
+    assert fresh.content == kept.content and fresh.headers["ETag"] == kept.headers["ETag"]

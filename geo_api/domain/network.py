@@ -26,6 +26,7 @@ from shapely.geometry import LineString
 from sqlalchemy import Connection, Engine, text
 
 from geo_api.errors import InvalidInput, PreconditionFailed
+from geo_api.domain import planner
 
 # highway=* values kept: roads a vehicle can use. Footpaths, steps, cycleways and roads
 # under construction are not network (a marker reached only by a footpath still needs a road).
@@ -178,6 +179,7 @@ def import_osm(engine: Engine, path: str | Path, progress: bool = False,
                                 {"f": name}).rowcount
         edges, km = _copy_edges(conn, read_osm_edges(path, classes, progress, count), name, False)
         conn.execute(text("ANALYZE road_network"))
+    planner.refresh_network_access(engine)
     return ImportResult(name, ways, edges, round(km, 3), replaced, round(time.perf_counter() - started, 2))
 
 
@@ -366,4 +368,5 @@ def load_demo_network(engine: Engine) -> dict[str, int]:
         edges = generate_demo_network(markers, posts, starts, reached)
         added, _ = _copy_edges(conn, edges, DEMO_SOURCE, True)
         conn.execute(text("ANALYZE road_network"))
-        return {"road_network": added, "added": added}
+    planner.refresh_network_access(engine)
+    return {"road_network": added, "added": added}

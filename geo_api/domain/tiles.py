@@ -22,17 +22,26 @@ snapped to about 100 m, and a point is put in the tile of its snapped position.
 
 The pages use these tiles instead of inline GeoJSON when the data is too large to embed
 (see web_map.config); GIS clients can use them too (TileJSON at /tiles/{layer}.json).
+
+Rendered tiles are kept in memory (`cached_tile`, `TRACKER_TILE_CACHE_MB`) with the
+database snapshot they were rendered in, and served again while a request's statement
+sees the very same snapshot, as OGC numberMatched is (`ogc.count`): the check and, when
+it fails, the rendering are one statement, so a tile is never older than the data.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from sqlalchemy import Connection, text
 
+from geo_api import db
 from geo_api.errors import InvalidInput
 from geo_api.layers import PRIVACY, ROAD_STATUSES, ROADS, pair_overdue_sql
 
@@ -269,8 +278,7 @@ def without_jit(conn: Connection) -> None:
     conn.execute(text("SET LOCAL jit = off"))
 
 
-def tile(conn: Connection, layer_name: str, z: int, x: int, y: int, query: BaseModel | dict | None = None) -> bytes:
-    """The encoded tile (empty bytes when nothing falls in it)."""
+def _statement(layer_name: str, z: int, x: int, y: int, query: BaseModel | dict | None) -> tuple[str, dict]:
     layer = TILE_LAYERS.get(layer_name)
     if layer is None:
         raise InvalidInput(f"unknown tile layer {layer_name!r}; layers: {', '.join(TILE_LAYERS)}")
@@ -279,9 +287,107 @@ def tile(conn: Connection, layer_name: str, z: int, x: int, y: int, query: BaseM
     width = tile_width_m(z)
     params.update(z=z, x=x, y=y, layer=layer.name, margin=BUFFER / EXTENT,
                   tol=width / 512, cell=width * GRID_PX / 256)
+    return tile_sql(layer, z, conds), params
+
+
+def tile(conn: Connection, layer_name: str, z: int, x: int, y: int, query: BaseModel | dict | None = None) -> bytes:
+    """The encoded tile (empty bytes when nothing falls in it), in `conn`'s transaction."""
+    sql, params = _statement(layer_name, z, x, y, query)
     without_jit(conn)
-    data = conn.execute(text(tile_sql(layer, z, conds)), params).scalar()
+    data = conn.execute(text(sql), params).scalar()
     return bytes(data or b"")
+
+
+@dataclass(frozen=True)
+class Tile:
+    data: bytes
+    digest: str  # of `data`: the ETag
+    _gzipped: list = field(default_factory=list, compare=False)  # the gzip form, made once
+
+    def gzipped(self) -> bytes:
+        import gzip
+
+        if not self._gzipped:
+            self._gzipped.append(gzip.compress(self.data, compresslevel=5))
+        return self._gzipped[0]
+
+
+class TileCache:
+    """Rendered tiles by (statement, bound values), each with the snapshot it was rendered
+    in; least recently used first out once over `max_bytes`."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.bytes = max_bytes, 0
+        self.hits = self.misses = 0
+        self._tiles: OrderedDict[tuple, tuple[str, Tile]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> tuple[str, Tile] | None:
+        with self._lock:
+            found = self._tiles.get(key)
+            if found is not None:
+                self._tiles.move_to_end(key)
+            return found
+
+    def put(self, key: tuple, snap: str, t: Tile) -> None:
+        size = len(t.data) + len(repr(key))
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            old = self._tiles.pop(key, None)
+            if old is not None:
+                self.bytes -= len(old[1].data) + len(repr(key))
+            self._tiles[key] = (snap, t)
+            self.bytes += size
+            while self.bytes > self.max_bytes:
+                k, (_, dropped) = self._tiles.popitem(last=False)
+                self.bytes -= len(dropped.data) + len(repr(k))
+
+
+_caches: dict[int, TileCache] = {}
+
+
+def tile_cache(max_mb: int) -> TileCache | None:
+    if max_mb <= 0:
+        return None
+    return _caches.setdefault(max_mb, TileCache(max_mb * 1024 * 1024))
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def cached_tile(engine, layer_name: str, z: int, x: int, y: int, query: BaseModel | dict | None = None,
+                cache: TileCache | None = None) -> Tile:
+    """The tile, by one statement on the read pool. With a cache: the statement renders the
+    tile only when the database snapshot differs from the one the cached copy was rendered
+    in (``pg_current_snapshot()``: no transaction has begun writing or finished since, so
+    the same rows are visible and the tile would be the same); otherwise it returns the
+    snapshot alone and the copy is served. The key is the statement with its values, so
+    what differs by caller (anonymous callers' snapped positions, hidden columns) differs
+    in the key too."""
+    sql, params = _statement(layer_name, z, x, y, query)
+    key = (sql, tuple(sorted((k, _hashable(v)) for k, v in params.items())))
+    known = cache.get(key) if cache is not None else None
+    statement = f"""
+        SELECT x.snap, x.writing,
+               CASE WHEN x.snap = CAST(:known_snap AS text) AND NOT x.writing THEN NULL
+                    ELSE COALESCE(({sql}), ''::bytea) END AS tile
+        FROM (SELECT pg_current_snapshot()::text AS snap,
+                     pg_current_xact_id_if_assigned() IS NOT NULL AS writing) x
+    """
+    snap, writing, data = db.read_pool(engine).fetchone(
+        db.psycopg_sql(statement), {**params, "known_snap": known[0] if known else None})
+    if data is None and known is not None:
+        cache.hits += 1
+        return known[1]
+    data = bytes(data)
+    t = Tile(data, hashlib.sha256(data).hexdigest()[:32])
+    if cache is not None:
+        cache.misses += 1
+        if not writing:
+            cache.put(key, snap, t)
+    return t
 
 
 def tilejson(layer_name: str, base_url: str, query_string: str = "") -> dict[str, Any]:

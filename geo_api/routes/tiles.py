@@ -5,18 +5,17 @@ minute), `public` for anonymous callers and `private` for signed-in ones (who ma
 exact marker positions; `Vary: Authorization`), and an `ETag` of the tile's content, so a
 client revalidating an unchanged tile gets `304 Not Modified` with no body. Tiles are
 gzip-encoded when the client accepts it (`Vary: Accept-Encoding`; the ETag then says `-gzip`).
+Rendered tiles are reused while the database is unchanged (`tiles.cached_tile`).
 
 No `from __future__ import annotations` here: FastAPI must see the per-layer query models.
 """
 
-import gzip
-import hashlib
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from geo_api.deps import ConnDep
+from geo_api.settings import get_settings
 from geo_api.domain import tiles
 from geo_api.domain.tiles import TILE_LAYERS, TileLayer
 
@@ -38,26 +37,26 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-def tile_response(request: Request, data: bytes) -> Response:
+def tile_response(request: Request, t: tiles.Tile) -> Response:
     """The tile with its caching headers; 304 when the client holds the same content."""
-    digest = hashlib.sha256(data).hexdigest()[:32]
-    gzipped = len(data) >= GZIP_MIN_BYTES and "gzip" in request.headers.get("accept-encoding", "")
-    etag = f'"{digest}-gzip"' if gzipped else f'"{digest}"'
+    gzipped = len(t.data) >= GZIP_MIN_BYTES and "gzip" in request.headers.get("accept-encoding", "")
+    etag = f'"{t.digest}-gzip"' if gzipped else f'"{t.digest}"'
     scope = "private" if "authorization" in request.headers else "public"
     headers = {"ETag": etag, "Cache-Control": f"{scope}, {CACHE_CONTROL}", "Vary": "Accept-Encoding, Authorization"}
     if _matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     if gzipped:
-        data = gzip.compress(data, compresslevel=5)
         headers["Content-Encoding"] = "gzip"
-    return Response(data, media_type=MVT, headers=headers)
+        return Response(t.gzipped(), media_type=MVT, headers=headers)
+    return Response(t.data, media_type=MVT, headers=headers)
 
 
 def add_tile_route(layer: TileLayer) -> None:
     Q = tiles.query_model(layer)
 
-    def get_tile(request: Request, conn: ConnDep, z: Z, x: X, y: Y, query: Annotated[Q, Query()]) -> Response:
-        return tile_response(request, tiles.tile(conn, layer.name, z, x, y, query))
+    def get_tile(request: Request, z: Z, x: X, y: Y, query: Annotated[Q, Query()]) -> Response:
+        cache = tiles.tile_cache(get_settings().tile_cache_mb)
+        return tile_response(request, tiles.cached_tile(request.app.state.engine, layer.name, z, x, y, query, cache))
 
     def get_tilejson(request: Request, query: Annotated[Q, Query()]) -> JSONResponse:
         qs = str(request.url.query)

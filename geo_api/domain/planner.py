@@ -143,7 +143,7 @@ FROM (
     WHERE {IN_SCOPE}
       AND NOT EXISTS (SELECT 1 FROM marker_network_access a, network_version v
                       WHERE a.marker_id = m.id AND a.marker_xmin = m.xmin AND a.network_version = v.version)
-    ORDER BY ST_GeoHash(m.geom, 10)
+    ORDER BY ST_GeoHash(m.geom, 10), m.id  -- rows upserted in one order by every session: no lock cycles
     OFFSET 0
 ) m
 CROSS JOIN network_version v
@@ -189,7 +189,7 @@ FROM (
     WHERE {IN_SCOPE}
       AND NOT EXISTS (SELECT 1 FROM road_marker rm JOIN branch_road b ON b.id = rm.road_id
                       WHERE rm.marker_id = m.id AND b.status = ANY(CAST(:excluded AS road_status[])))
-    ORDER BY ST_GeoHash(m.geom, 10)
+    ORDER BY ST_GeoHash(m.geom, 10), m.id
     OFFSET 0
 ) m
 JOIN border_segment s ON s.id = m.segment_id

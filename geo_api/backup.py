@@ -11,6 +11,9 @@ CLI uses (DATABASE_URL, else the project-local cluster).
   do not count) and runs as one transaction with ``--exit-on-error``: it either restores
   everything or leaves the database as it was. Privileges come along, so the application
   role (TRACKER_APP_DB_ROLE, made by migration 0004) must exist on the target server.
+- The planner's kept nearest network edges (``marker_network_access``, migration 0005)
+  are derived data tied to the source's row versions: a backup leaves their rows out and
+  a restore measures them again at its end, so the restored planner starts current.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from sqlalchemy.engine import make_url
 from geo_api.localdb import LocalDbError, pg_bin_dir
 
 MAGIC = b"PGDMP"  # the first bytes of a pg_dump custom-format archive
+DERIVED = "public.marker_network_access"  # rebuilt after a restore, not backed up
 
 
 class BackupError(LocalDbError):
@@ -64,7 +68,7 @@ def backup(url: str, path: str | Path, force: bool = False) -> int:
     os.close(fd)
     try:
         result = _run("pg_dump", ["--format=custom", "--compress=6", f"--file={tmp}",
-                                  f"--dbname={libpq_url(url)}"])
+                                  f"--exclude-table-data={DERIVED}", f"--dbname={libpq_url(url)}"])
         if result.returncode != 0:
             raise BackupError(f"pg_dump could not back up {_shown(url)}:\n{_reason(result)}")
         os.replace(tmp, target)
@@ -89,8 +93,9 @@ def own_tables(url: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def restore(url: str, path: str | Path) -> None:
-    """Restore the archive at `path` into the empty database at `url`, all or nothing."""
+def restore(url: str, path: str | Path) -> int:
+    """Restore the archive at `path` into the empty database at `url`, all or nothing;
+    returns the markers whose nearest network edge was measured again."""
     source = Path(path).expanduser()
     if not source.is_file():
         raise BackupError(f"{source} does not exist or is not a file")
@@ -118,6 +123,21 @@ def restore(url: str, path: str | Path) -> None:
             hint = ("\nThe archive grants rights to a role this server lacks: create it first "
                     "(e.g. CREATE ROLE tracker_app NOLOGIN) and restore again.")
         raise BackupError(f"pg_restore failed; nothing was restored into {_shown(url)}:\n{reason}{hint}")
+    return _remeasure(url)
+
+
+def _remeasure(url: str) -> int:
+    """The planner's nearest network edges for the restored markers; how many."""
+    if DERIVED not in own_tables(url):  # an archive from before migration 0005
+        return 0
+    from geo_api import db
+    from geo_api.domain.planner import refresh_network_access
+
+    engine = db.get_engine(url)
+    try:
+        return refresh_network_access(engine)
+    finally:
+        engine.dispose()
 
 
 def run(action: str, url: str, file: str | None, force: bool = False, echo=print) -> int:
@@ -128,6 +148,6 @@ def run(action: str, url: str, file: str | None, force: bool = False, echo=print
         size = backup(url, file, force)
         echo(f"Backed up {_shown(url)} to {file} ({size:,} bytes, pg_dump custom format).")
     else:
-        restore(url, file)
-        echo(f"Restored {file} into {_shown(url)}.")
+        measured = restore(url, file)
+        echo(f"Restored {file} into {_shown(url)}; nearest network edges measured for {measured:,} markers.")
     return 0

@@ -132,8 +132,20 @@ def read_pool(engine: Engine) -> ReadPool:
         return pool
 
 
+# The snapshot a statement sees (the next transaction id and those in progress) and
+# whether its own transaction has written: a result kept with its snapshot is still exact
+# for a later statement of a transaction that has not written and sees the very same one
+# (no transaction has begun writing or finished since). Used FROM this, aliased x.
+SNAPSHOT = ("(SELECT pg_current_snapshot()::text AS snap, "
+            "pg_current_xact_id_if_assigned() IS NOT NULL AS writing) x")
+
+
+def statement_key(sql: str, params: dict) -> tuple:
+    """A hashable key of a statement and its bound values (lists as tuples)."""
+    return (sql, tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items())))
+
+
 @lru_cache(maxsize=512)
-@lru_cache(maxsize=4096)
 def psycopg_sql(sql: str) -> str:
     """A `sqlalchemy.text` statement (`:name` parameters) in psycopg's `%(name)s` style."""
     from sqlalchemy.dialects import postgresql

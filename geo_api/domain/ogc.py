@@ -323,12 +323,8 @@ _counts: OrderedDict[tuple, tuple[str, int]] = OrderedDict()
 _counts_lock = threading.Lock()
 
 
-def _hashable(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
-
-
 def _known_count(sql: str, params: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
-    key = (sql, tuple(sorted((k, _hashable(v)) for k, v in params.items())))
+    key = db.statement_key(sql, params)
     with _counts_lock:
         known = _counts.get(key)
     return key, {"known_snap": known[0] if known else None, "known_count": known[1] if known else None}
@@ -344,7 +340,7 @@ def _remember_count(key: tuple, snap: str, writing: bool, matched: int) -> None:
             _counts.popitem(last=False)
 
 
-SNAPSHOT = "(SELECT pg_current_snapshot()::text AS snap, pg_current_xact_id_if_assigned() IS NOT NULL AS writing) x"
+SNAPSHOT = db.SNAPSHOT
 
 
 def _counted(sql: str) -> str:

@@ -36,6 +36,7 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
@@ -302,14 +303,13 @@ def tile(conn: Connection, layer_name: str, z: int, x: int, y: int, query: BaseM
 class Tile:
     data: bytes
     digest: str  # of `data`: the ETag
-    _gzipped: list = field(default_factory=list, compare=False)  # the gzip form, made once
 
+    @cached_property
     def gzipped(self) -> bytes:
+        """The gzip form, made once per kept tile."""
         import gzip
 
-        if not self._gzipped:
-            self._gzipped.append(gzip.compress(self.data, compresslevel=5))
-        return self._gzipped[0]
+        return gzip.compress(self.data, compresslevel=5)
 
 
 class TileCache:
@@ -353,10 +353,6 @@ def tile_cache(max_mb: int) -> TileCache | None:
     return _caches.setdefault(max_mb, TileCache(max_mb * 1024 * 1024))
 
 
-def _hashable(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
-
-
 def cached_tile(engine, layer_name: str, z: int, x: int, y: int, query: BaseModel | dict | None = None,
                 cache: TileCache | None = None) -> Tile:
     """The tile, by one statement on the read pool. With a cache: the statement renders the
@@ -367,14 +363,13 @@ def cached_tile(engine, layer_name: str, z: int, x: int, y: int, query: BaseMode
     what differs by caller (anonymous callers' snapped positions, hidden columns) differs
     in the key too."""
     sql, params = _statement(layer_name, z, x, y, query)
-    key = (sql, tuple(sorted((k, _hashable(v)) for k, v in params.items())))
+    key = db.statement_key(sql, params)
     known = cache.get(key) if cache is not None else None
     statement = f"""
         SELECT x.snap, x.writing,
                CASE WHEN x.snap = CAST(:known_snap AS text) AND NOT x.writing THEN NULL
                     ELSE COALESCE(({sql}), ''::bytea) END AS tile
-        FROM (SELECT pg_current_snapshot()::text AS snap,
-                     pg_current_xact_id_if_assigned() IS NOT NULL AS writing) x
+        FROM {db.SNAPSHOT}
     """
     snap, writing, data = db.read_pool(engine).fetchone(
         db.psycopg_sql(statement), {**params, "known_snap": known[0] if known else None})

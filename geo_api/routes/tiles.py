@@ -47,7 +47,7 @@ def tile_response(request: Request, t: tiles.Tile) -> Response:
         return Response(status_code=304, headers=headers)
     if gzipped:
         headers["Content-Encoding"] = "gzip"
-        return Response(t.gzipped(), media_type=MVT, headers=headers)
+        return Response(t.gzipped, media_type=MVT, headers=headers)
     return Response(t.data, media_type=MVT, headers=headers)
 
 

@@ -14,8 +14,9 @@ Reduction per zoom:
   long: below zoom 8 it is a pixel or two, and 30,000 of them as lines weigh ~900 KB per
   tile, as cells a few KB. From that zoom on every point is its own feature with `count`
   1 (clients style both alike), and every road a line;
-- lines are simplified (Douglas-Peucker) with a tolerance of half a screen pixel at that
-  zoom, and not at all from `DETAIL_ZOOM` on.
+- lines are simplified (Douglas-Peucker, in lon/lat before they are projected) with a
+  tolerance of at most half a screen pixel at that zoom, and not at all from
+  `DETAIL_ZOOM` on.
 
 Anonymous callers see what the read API shows them (`layers.PRIVACY`): markers' positions
 snapped to about 100 m, and a point is put in the tile of its snapped position.
@@ -255,8 +256,8 @@ def tile_sql(layer: TileLayer, z: int, conds: list[str]) -> str:
         attrs = "count" + (f", {layer.category}" if layer.category else "")
     elif layer.kind == "line":
         g = f"ST_Transform({geom}, 3857)"
-        if z < DETAIL_ZOOM:
-            g = f"ST_Simplify({g}, :tol, true)"
+        if z < DETAIL_ZOOM:  # simplified before it is projected: fewer vertices to project
+            g = f"ST_Transform(ST_Simplify({geom}, :tol_deg, true), 3857)"
         rows = f"SELECT t.id, {g} AS g, {cols} FROM {layer.source} WHERE {where}"
         attrs = ", ".join(layer.columns)
     else:
@@ -287,8 +288,18 @@ def _statement(layer_name: str, z: int, x: int, y: int, query: BaseModel | dict 
     conds, params = conditions(layer, query or {})
     width = tile_width_m(z)
     params.update(z=z, x=x, y=y, layer=layer.name, margin=BUFFER / EXTENT,
-                  tol=width / 512, cell=width * GRID_PX / 256)
+                  tol_deg=simplify_tolerance_deg(z, y), cell=width * GRID_PX / 256)
     return tile_sql(layer, z, conds), params
+
+
+def simplify_tolerance_deg(z: int, y: int) -> float:
+    """Half a screen pixel of tile row y at zoom z, as a tolerance in degrees that moves no
+    vertex more than that in Web Mercator anywhere in the tile: a degree of longitude is
+    111,319.49 Mercator units everywhere, one of latitude 1/cos(latitude) times that, so
+    the tile's latitude farthest from the equator bounds it."""
+    n = 1 << z
+    lats = [math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * row / n)))) for row in (y, y + 1)]
+    return tile_width_m(z) / 512 * math.cos(math.radians(max(abs(v) for v in lats))) / (R * math.pi / 180)
 
 
 def tile(conn: Connection, layer_name: str, z: int, x: int, y: int, query: BaseModel | dict | None = None) -> bytes:

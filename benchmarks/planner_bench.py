@@ -228,26 +228,24 @@ def main() -> int:
             with engine.begin() as conn:
                 conn.execute(text("UPDATE network_version SET version = version + 1"))
 
-        def candidates_and_scores() -> tuple[float, float, dict, list]:
-            with engine.connect() as conn:
-                started = time.perf_counter()
-                steps: dict[str, float] = {}
-                routing = planner.prepare(conn, None, cfg.min_distance_m, cfg, steps)
-                t_prepare = time.perf_counter() - started
-                ranked = planner.scored(conn, routing, cfg.weights, AS_OF, cfg)
-                return time.perf_counter() - started, t_prepare, steps, ranked
+        def candidates_and_scores(conn) -> tuple[float, float, dict, list]:
+            started = time.perf_counter()
+            steps: dict[str, float] = {}
+            routing = planner.prepare(conn, None, cfg.min_distance_m, cfg, steps)
+            t_prepare = time.perf_counter() - started
+            ranked = planner.scored(conn, routing, cfg.weights, AS_OF, cfg)
+            return time.perf_counter() - started, t_prepare, steps, ranked
 
         network_changed()
-        t_cold, _, cold_steps, cold = candidates_and_scores()
+        with engine.connect() as conn:
+            t_cold, _, cold_steps, cold = candidates_and_scores(conn)
         network_changed()
         started = time.perf_counter()
         refreshed = planner.refresh_network_access(engine, cfg)
         t_refresh = time.perf_counter() - started
-        t_all, t_prepare, steps, ranked = candidates_and_scores()
-        assert [(c.marker_id, c.score) for c in cold] == [(c.marker_id, c.score) for c in ranked]
-        with engine.connect() as conn:
-            routing = planner.prepare(conn, None, cfg.min_distance_m, cfg)
-            ranked = planner.scored(conn, routing, cfg.weights, AS_OF, cfg)
+        with engine.connect() as conn:  # the plan below reuses this session's plan_candidate
+            t_all, t_prepare, steps, ranked = candidates_and_scores(conn)
+            assert [(c.marker_id, c.score) for c in cold] == [(c.marker_id, c.score) for c in ranked]
             n_routed = sum(c.travel_method == "network" for c in ranked)
             # the plan: the best-ranked candidates, with their shared-road options
             top = ranked[:args.plan_candidates]

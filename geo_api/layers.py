@@ -142,7 +142,9 @@ def parse_bbox(value: str) -> tuple[float, float, float, float]:
     return x1, y1, x2, y2
 
 
-def _many_validator(name: str, allowed: tuple[str, ...]):
+def many_validator(name: str, allowed: tuple[str, ...]):
+    """A pydantic validator for a comma-separated list of allowed values (blanks dropped;
+    the value comes back normalised, e.g. "a,b")."""
     def check(cls, v):
         if v is None:
             return v
@@ -151,7 +153,7 @@ def _many_validator(name: str, allowed: tuple[str, ...]):
         if bad or not values:
             raise ValueError(f"unknown {name} {', '.join(map(repr, bad)) or '(empty)'}; "
                              f"expected one or more of: {', '.join(allowed)}")
-        return v
+        return ",".join(values)
     return field_validator(name)(check)
 
 
@@ -173,7 +175,7 @@ def _make_query_model(layer: Layer) -> type[PageQuery]:
     for name, flt in layer.filters.items():
         if flt.many:
             fields[name] = (str | None, Field(default=None, description=flt.description))
-            validators[f"_check_{name}"] = _many_validator(name, flt.kind)
+            validators[f"_check_{name}"] = many_validator(name, flt.kind)
         else:
             fields[name] = (flt.kind | None, Field(default=None, description=flt.description))
     base = SpatialPageQuery if layer.spatial else PageQuery

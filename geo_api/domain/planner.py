@@ -38,7 +38,6 @@ import heapq
 import io
 import json
 import math
-import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -53,6 +52,7 @@ from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Connection, text
 
+from geo_api import db
 from geo_api.errors import InvalidInput, NotFound, PreconditionFailed
 from geo_api.schemas.planner import FACTORS, PlanCreate, Weights, WeightsUpdate
 
@@ -556,11 +556,6 @@ def refresh_network_access(engine, cfg: PlannerSettings | None = None) -> int:
         return sum(pool.map(run, range(parts)))
 
 
-def _pyformat(sql: str) -> str:
-    """``:name`` parameters as psycopg's ``%(name)s`` (for COPY, which binds client-side)."""
-    return re.sub(r"(?<![:\w]):([a-z_]+)", r"%(\1)s", sql.replace("%", "%%"))
-
-
 def _candidates_in_parallel(conn: Connection, params: dict, parts: int, meanwhile) -> None:
     """The nearest-edge refresh and the candidate query split by marker id over ``parts``
     extra sessions running at once (the per-marker searches are independent; each commits
@@ -570,7 +565,7 @@ def _candidates_in_parallel(conn: Connection, params: dict, parts: int, meanwhil
     from concurrent.futures import ThreadPoolExecutor
 
     conn.execute(text(CANDIDATES_SQL + " LIMIT 0"), params)  # the table, with the right types
-    copy_out = "COPY (" + _pyformat(CANDIDATES_SELECT) + ") TO STDOUT (FORMAT binary)"
+    copy_out = "COPY (" + db.psycopg_sql(CANDIDATES_SELECT) + ") TO STDOUT (FORMAT binary)"
 
     def run(part: int) -> bytes:
         with conn.engine.connect() as worker:

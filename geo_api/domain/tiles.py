@@ -40,12 +40,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlalchemy import Connection, text
 
 from geo_api import db
 from geo_api.errors import InvalidInput
-from geo_api.layers import PRIVACY, ROAD_STATUSES, ROADS, pair_overdue_sql
+from geo_api.layers import PRIVACY, ROAD_STATUSES, ROADS, many_validator, pair_overdue_sql
 
 EXTENT = 4096          # tile coordinate space
 BUFFER = 64            # extent units kept beyond the edge (1 px at 256 px tiles = 16 units)
@@ -159,19 +159,6 @@ class TileQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _many(name: str, allowed: tuple[str, ...]):
-    def check(cls, v):
-        if v is None:
-            return v
-        values = [s.strip() for s in v.split(",") if s.strip()]
-        bad = [s for s in values if s not in allowed]
-        if bad or not values:
-            raise ValueError(f"unknown {name} {', '.join(map(repr, bad)) or '(empty)'}; "
-                             f"expected one or more of: {', '.join(allowed)}")
-        return ",".join(values)
-    return field_validator(name)(check)
-
-
 def query_model(layer: TileLayer) -> type[TileQuery]:
     """The filters a layer's tiles accept, as a pydantic model (unknown parameters refused)."""
     fields: dict[str, Any] = {}
@@ -181,7 +168,7 @@ def query_model(layer: TileLayer) -> type[TileQuery]:
         extra = {"ge": 1} if kind is int else {}
         fields[name] = (kind | None, Field(default=None, description=flt.description, **extra))
         if flt.many:
-            validators[f"_check_{name}"] = _many(name, flt.many)
+            validators[f"_check_{name}"] = many_validator(name, flt.many)
     return create_model(f"{layer.name.title()}TileQuery", __base__=TileQuery,
                         __validators__=validators, **fields)
 

@@ -13,6 +13,7 @@ run: install          ## start PostGIS, migrate, load the demo data, serve on :8
 test: install         ## the whole test suite against a real PostGIS
 	$(BIN)/tracker db ensure-postgis
 	$(BIN)/tracker ensure-browser
+	$(BIN)/tracker ensure-gis-tools
 	$(BIN)/pytest
 
 install: $(STAMP)

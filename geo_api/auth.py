@@ -43,11 +43,12 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Connection, Engine, text
 
+from geo_api import layers
 from geo_api.domain import idempotency
 from geo_api.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests, Unauthorized
+from geo_api.vocabulary import PLANNER_ROLES as PLANNERS
+from geo_api.vocabulary import ROLES
 
-ROLES = ("admin", "planner", "post", "donor", "viewer")
-PLANNERS = ("planner", "admin")
 USERNAME_PATTERN = r"^[a-z0-9_.-]{3,64}$"
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
@@ -72,11 +73,6 @@ class SecuritySettings(BaseSettings):
     cors_origins: str = ""
     # Largest request body in bytes (uploads have their own limit, TRACKER_MAX_UPLOAD_BYTES).
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
-    # What anonymous readers do not see exactly: these layers' coordinates are rounded to
-    # `public_coord_decimals` (3 ≈ 100 m) and these properties (layer.property) are nulled.
-    private_layers: str = "markers"
-    public_coord_decimals: int = Field(default=3, ge=0, le=7)
-    private_properties: str = "markers.chainage_km"
     # Offline sync: most items in one POST /api/sync.
     sync_max_items: int = Field(default=500, ge=1)
 
@@ -360,15 +356,12 @@ FunderDep = Annotated[Account, Depends(require_role("donor", "post", "planner", 
 # A post account acts on its own post's rows only. Each entry: SQL giving the post
 # responsible for row :id (locked, so it cannot move to another post meanwhile).
 
+# The layers declare theirs in the catalogue (`Layer.owner_post`; none: no post owns it).
 OWNING_POST = {
-    "branch_road": ("branch road", "SELECT post_id FROM branch_road WHERE id = :id FOR UPDATE"),
-    "marker": ("marker", "SELECT post_id FROM marker WHERE id = :id FOR UPDATE"),
-    "village_pair": ("village pair", "SELECT post_id FROM village_pair WHERE id = :id FOR UPDATE"),
-    "pair_meeting": ("meeting", "SELECT p.post_id FROM pair_meeting m JOIN village_pair p "
-                                "ON p.id = m.pair_id WHERE m.id = :id FOR UPDATE"),
+    **{layer.table: (layer.title, layer.owner_post or f"SELECT NULL::integer FROM {layer.table} WHERE id = :id")
+       for layer in layers.LAYERS},
     "road_event": ("road event", "SELECT r.post_id FROM road_event e JOIN branch_road r "
                                  "ON r.id = e.road_id WHERE e.id = :id FOR UPDATE"),
-    "inauguration": ("inauguration", "SELECT NULL::integer FROM inauguration WHERE id = :id"),
     "attachment": ("attachment", """
         SELECT COALESCE(r.post_id, er.post_id, p.post_id) FROM attachment a
         LEFT JOIN branch_road r ON r.id = a.road_id

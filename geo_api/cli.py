@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 
 from sqlalchemy.engine import make_url
@@ -10,6 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from geo_api.localdb import (
     LocalDbError,
+    ensure_apt_packages,
     ensure_browser,
     ensure_database_available,
     ensure_postgis,
@@ -59,6 +61,17 @@ def cmd_db(args: argparse.Namespace) -> int:
 def cmd_ensure_browser(args: argparse.Namespace) -> int:
     ensure_browser(_echo)
     _echo("Chromium and ChromeDriver are installed.")
+    return 0
+
+
+def gis_tools_missing_packages() -> list[str]:
+    """Debian packages still needed for the GIS client tests (GDAL's ogrinfo)."""
+    return [] if shutil.which("ogrinfo") or shutil.which("ogrinfo", path="/usr/bin") else ["gdal-bin"]
+
+
+def cmd_ensure_gis_tools(args: argparse.Namespace) -> int:
+    ensure_apt_packages(gis_tools_missing_packages(), "GDAL (ogrinfo)", gis_tools_missing_packages, _echo)
+    _echo("GDAL's command-line tools (ogrinfo, ogr2ogr) are installed.")
     return 0
 
 
@@ -122,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ensure-browser", help="install Chromium + ChromeDriver (browser tests)")
     p.set_defaults(func=cmd_ensure_browser)
+
+    p = sub.add_parser("ensure-gis-tools", help="install GDAL's ogrinfo/ogr2ogr, gdal-bin (GIS client tests)")
+    p.set_defaults(func=cmd_ensure_gis_tools)
 
     p = sub.add_parser("migrate", help="apply (or roll back) the Alembic migrations")
     p.add_argument("--revision", default="head")

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from geo_api.errors import DomainError
+from geo_api.vocabulary import ROLES
 
 
 def _password(args: argparse.Namespace) -> str | None:
@@ -56,7 +57,7 @@ def add_commands(sub) -> None:
     actions = p.add_subparsers(dest="action", required=True)
     c = actions.add_parser("create", help="create an account")
     c.add_argument("--username", required=True)
-    c.add_argument("--role", required=True, choices=["admin", "planner", "post", "donor", "viewer"])
+    c.add_argument("--role", required=True, choices=ROLES)
     c.add_argument("--display-name")
     c.add_argument("--post-code", help="the post of a post account (code or id)")
     c.add_argument("--donor-code", help="the donor of a donor account (code or id)")

@@ -2,6 +2,7 @@
 
     tracker import LAYER FILE [--dry-run] [--crs EPSG:xxxx] [--set FIELD=VALUE ...] [--actor NAME]
     tracker export LAYER --format geojson|gpkg|shp|csv|kml [--filter KEY=VALUE ...] --out FILE
+        (a CSV gets GDAL's type sidecar beside it: FILE.csvt)
 
 An import checks every row (with a progress bar on stderr), prints each bad row with its
 reason and writes all rows or none. Exit status: 0 when every row is valid (and, without
@@ -86,7 +87,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     except DomainError as exc:
         print(f"tracker: {exc.message}", file=sys.stderr)
         return 2
-    _echo(f"wrote {n} {args.layer} to {out} ({args.format})")
+    types = f", field types in {io_export.csvt_path(out)}" if args.format == "csv" else ""
+    _echo(f"wrote {n} {args.layer} to {out} ({args.format}{types})")
     return 0
 
 

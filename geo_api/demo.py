@@ -32,6 +32,7 @@ from shapely.geometry import LineString, MultiLineString, Point
 from sqlalchemy import Connection, Engine, text
 
 from geo_api import DATA_DIR
+from geo_api.vocabulary import ROAD_PATH
 
 SEED = 20221116
 # "Today" for the demo: meeting overdue flags and the latest dates are relative to it.
@@ -601,7 +602,7 @@ def gen_donors(rng: random.Random) -> tuple[list[dict], list[dict], list[dict]]:
 # Roads, their history, money and ceremonies
 # ---------------------------------------------------------------------------------------
 
-FORWARD = ["proposed", "surveyed", "funded", "under_construction", "completed", "inaugurated"]
+FORWARD = list(ROAD_PATH)
 STEP_DAYS = {"surveyed": (20, 120), "funded": (30, 240), "under_construction": (15, 90),
              "completed": (60, 300), "inaugurated": (5, 60), "suspended": (15, 200),
              "cancelled": (20, 300), "resume": (30, 240)}
@@ -627,7 +628,7 @@ def status_path(rng: random.Random, status: str) -> list[str]:
             path[i:i] = ["suspended", "under_construction"]
         return path
     if status == "suspended":
-        last = rng.choices(["proposed", "surveyed", "funded", "under_construction"], [1, 3, 3, 5])[0]
+        last = rng.choices(FORWARD[:4], [1, 3, 3, 5])[0]
         return FORWARD[: FORWARD.index(last) + 1] + ["suspended"]
     last = rng.choices(["proposed", "surveyed", "suspended"], [4, 4, 2])[0]
     if last == "suspended":

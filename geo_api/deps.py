@@ -8,6 +8,8 @@ from sqlalchemy import Connection, Engine
 
 from geo_api.auth import CurrentAccountDep, get_security_settings
 from geo_api.domain.idempotency import KEY_PATTERN, IdempotentRequest, fingerprint
+from geo_api.policy import Viewer
+from geo_api.vocabulary import ROLES
 
 
 def get_engine_dep(request: Request) -> Engine:
@@ -23,6 +25,14 @@ EngineDep = Annotated[Engine, Depends(get_engine_dep)]
 ConnDep = Annotated[Connection, Depends(get_conn)]
 
 
+def get_viewer(request: Request) -> Viewer:
+    """Who reads (geo_api.policy): the account the middleware resolved, or nobody."""
+    return Viewer.of(getattr(request.state, "account", None))
+
+
+ViewerDep = Annotated[Viewer, Depends(get_viewer)]
+
+
 def get_tx(request: Request) -> Iterator[Connection]:
     """A connection inside one transaction: committed when the route returns, else rolled back."""
     with request.app.state.engine.begin() as conn:
@@ -35,7 +45,7 @@ def get_actor(account: CurrentAccountDep) -> str:
     return account.username
 
 
-get_actor.roles = ("admin", "planner", "post", "donor", "viewer")  # any account
+get_actor.roles = ROLES  # any account
 
 TxDep = Annotated[Connection, Depends(get_tx, scope="function")]  # commit before responding
 ActorDep = Annotated[str, Depends(get_actor)]

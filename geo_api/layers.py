@@ -9,43 +9,61 @@ are never round-tripped through Python objects.
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from sqlalchemy import Connection, text
 
+from geo_api import policy
 from geo_api.errors import InvalidInput, NotFound
+from geo_api.policy import Viewer
 from geo_api.settings import get_settings
-
-ROAD_STATUSES = (
-    "proposed", "surveyed", "funded", "under_construction", "completed",
-    "inaugurated", "suspended", "cancelled",
+from geo_api.vocabulary import (
+    COUNTRIES, DONOR_KINDS, FUNDING_KINDS, MARKER_ACCESS, MARKER_KINDS, NEIGHBOURS, ROAD_STATUSES,
 )
+
 COORD_DECIMALS = 7  # about 1 cm
+
+# Field types, as JSON Schema names them; MONEY is whole VND that needs 64 bits
+# (`integer` with format int64), so GIS clients never squeeze it into 32.
+STRING, INTEGER, MONEY, NUMBER, BOOLEAN, DATE, ARRAY, OBJECT = (
+    "string", "integer", "int64", "number", "boolean", "date", "array", "object")
+FIELD_TYPES = (STRING, INTEGER, MONEY, NUMBER, BOOLEAN, DATE, ARRAY, OBJECT)
 
 
 @dataclass(frozen=True)
-class Privacy:
-    """What a caller may not see exactly, per layer name: coordinates rounded to `decimals`
-    (geometries snapped to that grid, bbox filters too, so probing cannot recover them) and
-    `hidden` properties given as null. Set per request by geo_api.middleware (anonymous)."""
+class Prop:
+    """A property of a layer: its SQL expression (over the layer's table `t` and joins), its
+    type, the allowed values of an enum, the type of an array's items, and a description."""
 
-    decimals: dict[str, int] = field(default_factory=dict)
-    hidden: dict[str, frozenset[str]] = field(default_factory=dict)
+    sql: str
+    type: str = STRING
+    enum: tuple[str, ...] | None = None
+    items: str | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        assert self.type in FIELD_TYPES, self.type
 
 
-PRIVACY: ContextVar[Privacy | None] = ContextVar("layers_privacy", default=None)
+@dataclass(frozen=True)
+class Anonymous:
+    """What a caller who is not signed in may see of a layer (the read policy, see
+    geo_api.policy): another `geometry` expression (e.g. one kept clear of the markers),
+    coordinates snapped to `snap_decimals` (3 ≈ 100 m), `hidden` properties given as null."""
+
+    geometry: str | None = None
+    snap_decimals: int | None = None
+    hidden: frozenset[str] = frozenset()
 
 
-def geometry_sql(layer: "Layer") -> str | None:
-    """The layer's geometry expression as this caller may see it."""
-    privacy = PRIVACY.get()
-    decimals = privacy.decimals.get(layer.name) if privacy else None
-    if layer.geometry is None or decimals is None:
-        return layer.geometry
-    return f"ST_SnapToGrid({layer.geometry}, 1e-{decimals})"
+PUBLIC = Anonymous()
+
+
+def geometry_sql(layer: "Layer", viewer: Viewer) -> str | None:
+    """The layer's geometry expression as `viewer` may see it (geo_api.policy)."""
+    return policy.geometry_sql(layer, viewer)
 
 
 def opaque(condition: str) -> str:
@@ -55,16 +73,6 @@ def opaque(condition: str) -> str:
     instead of 0.1 s for one page of 300,000 markers. As an opaque expression it is taken
     to keep half the rows the index found, which leads to sound plans."""
     return f"(CASE WHEN {condition} THEN true ELSE false END)"
-
-
-def snap_margin(layer: "Layer") -> str:
-    """SQL: how far snapping may move this caller's view of the layer's geometry, with room
-    to spare (snapping to a grid of 1e-d moves a vertex at most 0.5e-d per axis): a bbox
-    test on the stored geometry expanded by it keeps every row whose snapped geometry meets
-    the box, so the index narrows the rows down before the snapped test."""
-    privacy = PRIVACY.get()
-    decimals = privacy.decimals.get(layer.name) if privacy else None
-    return "0" if decimals is None else f"1e-{decimals}"
 
 
 @dataclass(frozen=True)
@@ -79,17 +87,41 @@ class Filter:
 
 @dataclass(frozen=True)
 class Layer:
+    """One layer of the catalogue: everything every output needs to know about it.
+
+    - `properties`: typed fields (REST, OGC items, queryables and schemas, exports);
+    - `geometry` / `geometry_type`: the SQL expression and its GeoJSON type (None: a table);
+    - `filters`: query parameters (REST, OGC property filters, OpenAPI);
+    - `temporal`: the date property OGC `datetime` filters on;
+    - `anonymous`: the read rule for callers who are not signed in; None refuses them
+      the layer altogether (deny by default);
+    - `owner_post`: SQL giving the post responsible for row `:id` (post accounts may write
+      only their own post's rows; None: not a post's row);
+    - `versioned`: rows carry a version (ETag on GET, If-Match on updates);
+    - `exchange`: columns that exports add, so a file can be imported into another database.
+    """
+
     name: str
     table: str
     title: str
-    properties: dict[str, str]
+    properties: dict[str, Prop]
     geometry: str | None = "t.geom"
+    geometry_type: str | None = "Point"
     joins: str = ""
     filters: dict[str, Filter] = field(default_factory=dict)
+    description: str = ""
+    temporal: str | None = None
+    anonymous: Anonymous | None = PUBLIC
+    owner_post: str | None = None
+    versioned: bool = False
+    exchange: dict[str, Prop] = field(default_factory=dict)
 
     @property
     def spatial(self) -> bool:
         return self.geometry is not None
+
+    def sql(self, prop: str) -> str:
+        return self.properties[prop].sql
 
 
 class PageQuery(BaseModel):
@@ -100,7 +132,8 @@ class PageQuery(BaseModel):
     limit: int = Field(
         default=100, ge=1, description="page size (at most TRACKER_MAX_PAGE_SIZE, 1000 by default)"
     )
-    after: int | None = Field(default=None, ge=0, description="keyset cursor: return ids greater than this")
+    after: int | None = Field(default=None, ge=0, le=2**63 - 1,
+                              description="keyset cursor: return ids greater than this")
 
     @field_validator("limit")
     @classmethod
@@ -177,23 +210,23 @@ def _make_query_model(layer: Layer) -> type[PageQuery]:
             fields[name] = (str | None, Field(default=None, description=flt.description))
             validators[f"_check_{name}"] = many_validator(name, flt.kind)
         else:
-            fields[name] = (flt.kind | None, Field(default=None, description=flt.description))
+            bound = {"le": 2**31 - 1} if flt.kind is int else {}  # int filters are int4 columns
+            fields[name] = (flt.kind | None, Field(default=None, description=flt.description, **bound))
     base = SpatialPageQuery if layer.spatial else PageQuery
     return create_model(
         f"{layer.name.title().replace('-', '')}Query", __base__=base, __validators__=validators, **fields
     )
 
 
-def _props_sql(layer: Layer) -> str:
-    privacy = PRIVACY.get()
-    hidden = privacy.hidden.get(layer.name, frozenset()) if privacy else frozenset()
+def _props_sql(layer: Layer, viewer: Viewer) -> str:
+    hidden = policy.hidden(layer, viewer)
     return "json_build_object(" + ", ".join(
-        f"'{k}', {'NULL' if k in hidden else v}" for k, v in layer.properties.items()) + ")"
+        f"'{k}', {'NULL' if k in hidden else v.sql}" for k, v in layer.properties.items()) + ")"
 
 
-def _select(layer: Layer) -> str:
-    geom = f"{geometry_sql(layer)} AS _geom, " if layer.spatial else ""
-    return f"SELECT t.id AS _id, {geom}{_props_sql(layer)} AS _props FROM {layer.table} t {layer.joins}"
+def _select(layer: Layer, viewer: Viewer) -> str:
+    geom = f"{geometry_sql(layer, viewer)} AS _geom, " if layer.spatial else ""
+    return f"SELECT t.id AS _id, {geom}{_props_sql(layer, viewer)} AS _props FROM {layer.table} t {layer.joins}"
 
 
 def _feature_sql(layer: Layer, row: str = "p") -> str:
@@ -206,7 +239,18 @@ def _feature_sql(layer: Layer, row: str = "p") -> str:
     return f"(json_build_object('id', {row}._id)::jsonb || {row}._props::jsonb)::json"
 
 
-def _conditions(layer: Layer, query: PageQuery) -> tuple[list[str], dict[str, Any]]:
+def bbox_condition(layer: Layer, viewer: Viewer, env: str, test: str = "&&") -> str:
+    """SQL: the geometry `viewer` sees meets envelope `env` (`test`: && or ST_Intersects).
+    When that is not the stored geometry, the stored one (widened by the snapping margin)
+    narrows the rows down by its index first."""
+    seen = geometry_sql(layer, viewer)
+    cond = f"{seen} && {env}" if test == "&&" else f"{test}({seen}, {env})"
+    if seen == layer.geometry:
+        return cond
+    return f"{layer.geometry} && ST_Expand({env}, {policy.snap_margin(layer, viewer)}) AND {opaque(cond)}"
+
+
+def _conditions(layer: Layer, query: PageQuery, viewer: Viewer) -> tuple[list[str], dict[str, Any]]:
     conds: list[str] = []
     params: dict[str, Any] = {}
     for i, (name, flt) in enumerate(layer.filters.items()):
@@ -221,11 +265,7 @@ def _conditions(layer: Layer, query: PageQuery) -> tuple[list[str], dict[str, An
     bbox = getattr(query, "bbox", None)
     if bbox:
         x1, y1, x2, y2 = parse_bbox(bbox)
-        env, seen = "ST_MakeEnvelope(:x1, :y1, :x2, :y2, 4326)", geometry_sql(layer)
-        if seen == layer.geometry:
-            conds.append(f"{layer.geometry} && {env}")
-        else:  # private: filter on what the caller sees (the index still narrows it down)
-            conds.append(f"{layer.geometry} && ST_Expand({env}, {snap_margin(layer)}) AND {opaque(f'{seen} && {env}')}")
+        conds.append(bbox_condition(layer, viewer, "ST_MakeEnvelope(:x1, :y1, :x2, :y2, 4326)"))
         params.update(x1=x1, y1=y1, x2=x2, y2=y2)
     if query.after is not None:
         conds.append("t.id > :after")
@@ -233,14 +273,14 @@ def _conditions(layer: Layer, query: PageQuery) -> tuple[list[str], dict[str, An
     return conds, params
 
 
-def collection(conn: Connection, layer: Layer, query: PageQuery, next_href: str) -> str:
+def collection(conn: Connection, layer: Layer, query: PageQuery, next_href: str, viewer: Viewer) -> str:
     """One page of a layer as JSON text; `next_href` gets the last id appended."""
-    conds, params = _conditions(layer, query)
+    conds, params = _conditions(layer, query, viewer)
     where = f"WHERE {' AND '.join(conds)}" if conds else ""
     key = "features" if layer.spatial else "items"
     head = "'type', 'FeatureCollection', " if layer.spatial else ""
     sql = f"""
-        WITH p AS ({_select(layer)} {where} ORDER BY t.id LIMIT :limit)
+        WITH p AS ({_select(layer, viewer)} {where} ORDER BY t.id LIMIT :limit)
         SELECT json_build_object({head}
             '{key}', COALESCE(json_agg({_feature_sql(layer)} ORDER BY p._id), '[]'::json),
             'numberReturned', count(*),
@@ -255,26 +295,27 @@ def collection(conn: Connection, layer: Layer, query: PageQuery, next_href: str)
     return conn.execute(text(sql), params).scalar_one()
 
 
-def item_sql(layer: Layer) -> str:
+def item_sql(layer: Layer, viewer: Viewer) -> str:
     """SQL: the JSON text of the item with id `:id` (no row when there is none)."""
-    return f"SELECT {_feature_sql(layer)}::text FROM ({_select(layer)} WHERE t.id = :id) p"
+    return f"SELECT {_feature_sql(layer)}::text FROM ({_select(layer, viewer)} WHERE t.id = :id) p"
 
 
-def item(conn: Connection, layer: Layer, item_id: int) -> str:
-    found = conn.execute(text(item_sql(layer)), {"id": item_id}).scalar_one_or_none()
+def item(conn: Connection, layer: Layer, item_id: int, viewer: Viewer) -> str:
+    found = conn.execute(text(item_sql(layer, viewer)), {"id": item_id}).scalar_one_or_none()
     if found is None:
         raise NotFound(f"{layer.title} {item_id} not found")
     return found
 
 
-def matching(layer: Layer, query: PageQuery, extra: tuple[str, ...] = ()) -> tuple[str, dict[str, Any]]:
+def matching(layer: Layer, query: PageQuery, viewer: Viewer,
+             extra: tuple[str, ...] = ()) -> tuple[str, dict[str, Any]]:
     """SELECT `_id`, `_geom`, `_props` of the rows matching `query` (its filters, bbox and
     cursor) and the `extra` SQL conditions, unordered and unpaged, with its bound parameters:
     for callers that page by offset, count matches, stream or export (OGC API, files)."""
-    conds, params = _conditions(layer, query)
+    conds, params = _conditions(layer, query, viewer)
     conds += [f"({c})" for c in extra]
     where = f" WHERE {' AND '.join(conds)}" if conds else ""
-    return _select(layer) + where, params
+    return _select(layer, viewer) + where, params
 
 
 def feature_json(layer: Layer, row: str = "p") -> str:
@@ -295,71 +336,107 @@ def _id(column: str, description: str) -> Filter:
     return Filter(f"{column} = :v", int, description)
 
 
+def _enum(column: str, values: tuple[str, ...], description: str) -> Filter:
+    return Filter(f"{column}::text = :v", Literal[values], description)  # type: ignore[valid-type]
+
+
+def owned_by_post(table: str) -> str:
+    """SQL: the post responsible for row :id of a table with a post_id (locked, so the row
+    cannot move to another post meanwhile)."""
+    return f"SELECT post_id FROM {table} WHERE id = :id FOR UPDATE"
+
+
+S, I, M, N, B, D = STRING, INTEGER, MONEY, NUMBER, BOOLEAN, DATE
+GENERATED = Prop("t.is_generated", B, description="generated demo data, not a real record")
 PROVINCE = _text("t.province", "province, e.g. Lạng Sơn")
 
 SEGMENTS = Layer(
     name="border-segments", table="border_segment", title="border segment",
+    geometry_type="MultiLineString",
+    description="Viet Nam's land borders (VN-CN, VN-LA, VN-KH) as lines, from OpenStreetMap.",
     properties={
-        "code": "t.code", "neighbour_iso3": "t.neighbour_iso3", "name_vi": "t.name_vi",
-        "name_en": "t.name_en", "length_km": "t.length_km",
+        "code": Prop("t.code"), "neighbour_iso3": Prop("t.neighbour_iso3", enum=NEIGHBOURS),
+        "name_vi": Prop("t.name_vi"), "name_en": Prop("t.name_en"),
+        "length_km": Prop("t.length_km", N, description="length along the line, km"),
     },
     filters={"code": _text("t.code", "VN-CN, VN-LA or VN-KH")},
 )
 
 MARKERS = Layer(
     name="markers", table="marker", title="marker",
+    description="National boundary markers (cột mốc quốc giới); demo positions are generated "
+                "along the border line, not official coordinates.",
     joins="JOIN border_segment s ON s.id = t.segment_id LEFT JOIN border_post bp ON bp.id = t.post_id",
     properties={
-        "number": "t.number", "kind": "t.kind", "segment": "s.code", "chainage_km": "t.chainage_km",
-        "province": "t.province", "district": "t.district", "commune": "t.commune",
-        "post_id": "t.post_id", "post_name": "bp.name", "access": "t.access",
-        "terrain_difficulty": "t.terrain_difficulty", "requested_by_post": "t.requested_by_post",
-        "last_inspected_on": "t.last_inspected_on", "is_generated": "t.is_generated",
+        "number": Prop("t.number", description="marker number, e.g. 1033 or 1033/1"),
+        "kind": Prop("t.kind", enum=MARKER_KINDS), "segment": Prop("s.code"),
+        "chainage_km": Prop("t.chainage_km", N, description="distance along the border segment, km"),
+        "province": Prop("t.province"), "district": Prop("t.district"), "commune": Prop("t.commune"),
+        "post_id": Prop("t.post_id", I), "post_name": Prop("bp.name"),
+        "access": Prop("t.access", enum=MARKER_ACCESS, description="how the marker is reached today"),
+        "terrain_difficulty": Prop("t.terrain_difficulty", I, description="1 (easy) to 5 (hardest)"),
+        "requested_by_post": Prop("t.requested_by_post", B), "last_inspected_on": Prop("t.last_inspected_on", D),
+        "is_generated": GENERATED,
     },
     filters={
         "segment": _text("s.code", "border segment code, e.g. VN-CN"),
         "province": PROVINCE,
         "post_id": _id("t.post_id", "responsible post"),
         "number": _text("t.number", "marker number, e.g. 1033 or 1033/1"),
-        "kind": Filter("t.kind::text = :v", Literal["main", "sub", "paired"], "main, sub or paired"),
-        "access": Filter("t.access::text = :v", Literal["none", "footpath", "earth", "concrete"],
-                         "how the marker is reached today"),
+        "kind": _enum("t.kind", MARKER_KINDS, "main, sub or paired"),
+        "access": _enum("t.access", MARKER_ACCESS, "how the marker is reached today"),
         "requested_by_post": Filter("t.requested_by_post = :v", bool, "the post has asked for a road"),
     },
+    temporal="last_inspected_on",
+    anonymous=Anonymous(snap_decimals=3, hidden=frozenset({"chainage_km"})),
+    owner_post=owned_by_post("marker"), versioned=True,
+    exchange={"post_code": Prop("bp.code"), "notes": Prop("t.notes")},
 )
 
 POSTS = Layer(
     name="posts", table="border_post", title="post",
+    description="Border-guard posts (đồn biên phòng).",
     joins="LEFT JOIN border_segment s ON s.id = t.segment_id",
     properties={
-        "code": "t.code", "name": "t.name", "province": "t.province", "district": "t.district",
-        "commune": "t.commune", "segment": "s.code",
-        "markers": "(SELECT count(*) FROM marker m WHERE m.post_id = t.id)",
-        "roads": "(SELECT count(*) FROM branch_road r WHERE r.post_id = t.id)",
-        "is_generated": "t.is_generated",
+        "code": Prop("t.code"), "name": Prop("t.name"), "province": Prop("t.province"),
+        "district": Prop("t.district"), "commune": Prop("t.commune"), "segment": Prop("s.code"),
+        "markers": Prop("(SELECT count(*) FROM marker m WHERE m.post_id = t.id)", I,
+                        description="markers in the post's care"),
+        "roads": Prop("(SELECT count(*) FROM branch_road r WHERE r.post_id = t.id)", I,
+                      description="branch roads of the post"),
+        "is_generated": GENERATED,
     },
     filters={
         "province": PROVINCE,
         "segment": _text("s.code", "border segment code"),
         "code": _text("t.code", "post code"),
     },
+    versioned=True,
+    exchange={"notes": Prop("t.notes")},
 )
 
 ROADS = Layer(
     name="roads", table="branch_road", title="branch road",
-    geometry="COALESCE(t.as_built_geom, t.geom)",
+    description="Concrete branch roads (đường nhánh) to border markers; the as-built line when "
+                "recorded, else the planned line.",
+    geometry="COALESCE(t.as_built_geom, t.geom)", geometry_type="LineString",
     joins="JOIN border_post bp ON bp.id = t.post_id",
     properties={
-        "code": "t.code", "name": "t.name", "status": "t.status", "post_id": "t.post_id",
-        "post_name": "bp.name", "province": "t.province", "district": "t.district",
-        "commune": "t.commune", "length_m": "t.length_m", "as_built": "t.as_built_geom IS NOT NULL",
-        "estimated_cost": "t.estimated_cost", "actual_cost": "t.actual_cost",
-        "progress_pct": "t.progress_pct", "completed_on": "t.completed_on",
-        "markers": "(SELECT COALESCE(json_agg(m.number ORDER BY m.number), '[]') FROM road_marker rm "
-                   "JOIN marker m ON m.id = rm.marker_id WHERE rm.road_id = t.id)",
-        "inaugurated_on": "(SELECT i.held_on FROM inauguration_road ir JOIN inauguration i "
-                          "ON i.id = ir.inauguration_id WHERE ir.road_id = t.id)",
-        "version": "t.version", "is_generated": "t.is_generated",
+        "code": Prop("t.code"), "name": Prop("t.name"), "status": Prop("t.status", enum=ROAD_STATUSES),
+        "post_id": Prop("t.post_id", I), "post_name": Prop("bp.name"), "province": Prop("t.province"),
+        "district": Prop("t.district"), "commune": Prop("t.commune"),
+        "length_m": Prop("t.length_m", N, description="length of the line shown, metres"),
+        "as_built": Prop("t.as_built_geom IS NOT NULL", B, description="the line is the as-built one"),
+        "estimated_cost": Prop("t.estimated_cost", M, description="VND"),
+        "actual_cost": Prop("t.actual_cost", M, description="VND"),
+        "progress_pct": Prop("t.progress_pct", I, description="physical progress, 0–100"),
+        "completed_on": Prop("t.completed_on", D),
+        "markers": Prop("(SELECT COALESCE(json_agg(m.number ORDER BY m.number), '[]') FROM road_marker rm "
+                        "JOIN marker m ON m.id = rm.marker_id WHERE rm.road_id = t.id)", ARRAY, items=S,
+                        description="numbers of the markers the road serves"),
+        "inaugurated_on": Prop("(SELECT i.held_on FROM inauguration_road ir JOIN inauguration i "
+                               "ON i.id = ir.inauguration_id WHERE ir.road_id = t.id)", D),
+        "version": Prop("t.version", I), "is_generated": GENERATED,
     },
     filters={
         "status": Filter("t.status::text = ANY(:v)", ROAD_STATUSES,
@@ -374,19 +451,28 @@ ROADS = Layer(
                            "SELECT id FROM g))",
                            int, "funded by this donor or, for a group, by its members at any depth"),
     },
+    temporal="completed_on",
+    anonymous=Anonymous(geometry="t.public_geom"),
+    owner_post=owned_by_post("branch_road"), versioned=True,
+    exchange={"post_code": Prop("bp.code"), "surface": Prop("t.surface"), "width_m": Prop("t.width_m", N),
+              "planned_start": Prop("t.planned_start", D), "planned_end": Prop("t.planned_end", D),
+              "contractor": Prop("t.contractor"), "notes": Prop("t.notes")},
 )
 
 VILLAGES = Layer(
     name="villages", table="village", title="village",
+    description="Villages on both sides of the border.",
     properties={
-        "code": "t.code", "name": "t.name", "country": "t.country", "admin1": "t.admin1",
-        "admin2": "t.admin2", "admin3": "t.admin3", "population": "t.population",
-        "households": "t.households", "is_generated": "t.is_generated",
+        "code": Prop("t.code"), "name": Prop("t.name"), "country": Prop("t.country", enum=COUNTRIES),
+        "admin1": Prop("t.admin1"), "admin2": Prop("t.admin2"), "admin3": Prop("t.admin3"),
+        "population": Prop("t.population", I), "households": Prop("t.households", I),
+        "is_generated": GENERATED,
     },
     filters={
-        "country": Filter("t.country = :v", Literal["VNM", "CHN", "LAO", "KHM"], "ISO 3166 alpha-3"),
+        "country": Filter("t.country = :v", Literal[COUNTRIES], "ISO 3166 alpha-3"),  # type: ignore[valid-type]
         "admin1": _text("t.admin1", "province (Viet Nam) or first-level division"),
     },
+    versioned=True,
 )
 
 def last_completed_quarter_sql(ref: str) -> str:
@@ -409,101 +495,117 @@ def pair_overdue_sql(ref: str = "current_date") -> str:
 
 VILLAGE_PAIRS = Layer(
     name="village-pairs", table="village_pair", title="village pair",
-    geometry="ST_MakeLine(vn.geom, fv.geom)",
+    description="Twinned village pairs (cặp bản kết nghĩa) as a line between the two villages.",
+    geometry="ST_MakeLine(vn.geom, fv.geom)", geometry_type="LineString",
     joins="JOIN village vn ON vn.id = t.vn_village_id JOIN village fv ON fv.id = t.foreign_village_id "
           "LEFT JOIN border_post bp ON bp.id = t.post_id",
     properties={
-        "vn_village_id": "t.vn_village_id", "vn_village": "vn.name", "vn_province": "vn.admin1",
-        "foreign_village_id": "t.foreign_village_id", "foreign_village": "fv.name",
-        "foreign_country": "fv.country", "foreign_admin1": "fv.admin1",
-        "post_id": "t.post_id", "post_name": "bp.name", "twinned_on": "t.twinned_on",
-        "meetings": "(SELECT count(*) FROM pair_meeting pm WHERE pm.pair_id = t.id)",
-        "last_meeting_on": "(SELECT max(pm.held_on) FROM pair_meeting pm WHERE pm.pair_id = t.id)",
-        "last_meeting_quarter": "(SELECT pm.year || '-Q' || pm.quarter FROM pair_meeting pm "
-                                "WHERE pm.pair_id = t.id ORDER BY pm.year DESC, pm.quarter DESC LIMIT 1)",
-        "overdue": pair_overdue_sql(),
+        "vn_village_id": Prop("t.vn_village_id", I), "vn_village": Prop("vn.name"),
+        "vn_province": Prop("vn.admin1"),
+        "foreign_village_id": Prop("t.foreign_village_id", I), "foreign_village": Prop("fv.name"),
+        "foreign_country": Prop("fv.country", enum=NEIGHBOURS), "foreign_admin1": Prop("fv.admin1"),
+        "post_id": Prop("t.post_id", I), "post_name": Prop("bp.name"), "twinned_on": Prop("t.twinned_on", D),
+        "meetings": Prop("(SELECT count(*) FROM pair_meeting pm WHERE pm.pair_id = t.id)", I),
+        "last_meeting_on": Prop("(SELECT max(pm.held_on) FROM pair_meeting pm WHERE pm.pair_id = t.id)", D),
+        "last_meeting_quarter": Prop("(SELECT pm.year || '-Q' || pm.quarter FROM pair_meeting pm "
+                                     "WHERE pm.pair_id = t.id ORDER BY pm.year DESC, pm.quarter DESC LIMIT 1)",
+                                     description="year and quarter of the last meeting, e.g. 2023-Q2"),
+        "overdue": Prop(pair_overdue_sql(), B, description="no meeting for the last completed quarter"),
     },
     filters={
         "overdue": Filter(f"{pair_overdue_sql()} = :v", bool,
                           "no meeting for the last completed quarter"),
         "post_id": _id("t.post_id", "the post that supports the pair"),
-        "foreign_country": Filter("fv.country = :v", Literal["CHN", "LAO", "KHM"], "CHN, LAO or KHM"),
+        "foreign_country": Filter("fv.country = :v", Literal[NEIGHBOURS], "CHN, LAO or KHM"),  # type: ignore[valid-type]
         "province": _text("vn.admin1", "Vietnamese province of the pair"),
     },
+    temporal="twinned_on",
+    owner_post=owned_by_post("village_pair"), versioned=True,
 )
 
 MEETINGS = Layer(
-    name="meetings", table="pair_meeting", title="meeting", geometry=None,
+    name="meetings", table="pair_meeting", title="meeting", geometry=None, geometry_type=None,
     properties={
-        "pair_id": "t.pair_id", "held_on": "t.held_on", "year": "t.year", "quarter": "t.quarter",
-        "place": "t.place", "attendance": "t.attendance", "topics": "t.topics",
-        "agreements": "t.agreements", "notes": "t.notes",
+        "pair_id": Prop("t.pair_id", I), "held_on": Prop("t.held_on", D), "year": Prop("t.year", I),
+        "quarter": Prop("t.quarter", I), "place": Prop("t.place"), "attendance": Prop("t.attendance", I),
+        "topics": Prop("t.topics"), "agreements": Prop("t.agreements"), "notes": Prop("t.notes"),
     },
     filters={
         "pair_id": _id("t.pair_id", "village pair"),
         "year": _id("t.year", "year of the meeting"),
     },
+    owner_post="SELECT p.post_id FROM pair_meeting m JOIN village_pair p ON p.id = m.pair_id "
+               "WHERE m.id = :id FOR UPDATE",
+    versioned=True,
 )
 
 INAUGURATIONS = Layer(
     name="inaugurations", table="inauguration", title="inauguration",
+    description="Inauguration ceremonies (lễ khánh thành) of branch roads; some have no location.",
     properties={
-        "title": "t.title", "held_on": "t.held_on", "place": "t.place", "commune": "t.commune",
-        "district": "t.district", "province": "t.province", "officials": "t.officials", "notes": "t.notes",
-        "road_ids": "(SELECT COALESCE(json_agg(ir.road_id ORDER BY ir.road_id), '[]') "
-                    "FROM inauguration_road ir WHERE ir.inauguration_id = t.id)",
-        "donors": "(SELECT COALESCE(json_agg(json_build_object('id', d.id, 'name', d.name) ORDER BY d.id), "
-                  "'[]') FROM inauguration_donor idn JOIN donor d ON d.id = idn.donor_id "
-                  "WHERE idn.inauguration_id = t.id)",
+        "title": Prop("t.title"), "held_on": Prop("t.held_on", D), "place": Prop("t.place"),
+        "commune": Prop("t.commune"), "district": Prop("t.district"), "province": Prop("t.province"),
+        "officials": Prop("t.officials"), "notes": Prop("t.notes"),
+        "road_ids": Prop("(SELECT COALESCE(json_agg(ir.road_id ORDER BY ir.road_id), '[]') "
+                         "FROM inauguration_road ir WHERE ir.inauguration_id = t.id)", ARRAY, items=I),
+        "donors": Prop("(SELECT COALESCE(json_agg(json_build_object('id', d.id, 'name', d.name) ORDER BY d.id), "
+                       "'[]') FROM inauguration_donor idn JOIN donor d ON d.id = idn.donor_id "
+                       "WHERE idn.inauguration_id = t.id)", ARRAY, items=OBJECT,
+                       description="donors credited: id and name"),
     },
     filters={
         "province": PROVINCE,
         "year": _id("extract(year FROM t.held_on)", "year of the ceremony"),
     },
+    temporal="held_on", versioned=True,
 )
 
 DONORS = Layer(
-    name="donors", table="donor", title="donor", geometry=None,
+    name="donors", table="donor", title="donor", geometry=None, geometry_type=None,
     properties={
-        "code": "t.code", "name": "t.name", "name_en": "t.name_en", "kind": "t.kind",
-        "is_group": "t.is_group", "province": "t.province",
-        "members": "(SELECT COALESCE(json_agg(json_build_object('id', dm.member_id, 'role', dm.role) "
-                   "ORDER BY dm.member_id), '[]') FROM donor_member dm WHERE dm.group_id = t.id)",
-        "groups": "(SELECT COALESCE(json_agg(dm.group_id ORDER BY dm.group_id), '[]') "
-                  "FROM donor_member dm WHERE dm.member_id = t.id)",
-        "is_generated": "t.is_generated",
+        "code": Prop("t.code"), "name": Prop("t.name"), "name_en": Prop("t.name_en"),
+        "kind": Prop("t.kind", enum=DONOR_KINDS), "is_group": Prop("t.is_group", B),
+        "province": Prop("t.province"),
+        "members": Prop("(SELECT COALESCE(json_agg(json_build_object('id', dm.member_id, 'role', dm.role) "
+                        "ORDER BY dm.member_id), '[]') FROM donor_member dm WHERE dm.group_id = t.id)",
+                        ARRAY, items=OBJECT, description="members of a group: id and role"),
+        "groups": Prop("(SELECT COALESCE(json_agg(dm.group_id ORDER BY dm.group_id), '[]') "
+                       "FROM donor_member dm WHERE dm.member_id = t.id)", ARRAY, items=I),
+        "is_generated": GENERATED,
     },
     filters={
-        "kind": Filter("t.kind::text = :v",
-                       Literal["agency", "cluster", "company", "person", "organisation"], "donor kind"),
+        "kind": _enum("t.kind", DONOR_KINDS, "donor kind"),
         "is_group": Filter("t.is_group = :v", bool, "groups (clusters) of member donors"),
         "province": PROVINCE,
     },
+    versioned=True,
 )
 
 CAMPAIGNS = Layer(
-    name="campaigns", table="campaign", title="campaign", geometry=None,
+    name="campaigns", table="campaign", title="campaign", geometry=None, geometry_type=None,
     properties={
-        "code": "t.code", "name": "t.name", "organiser_id": "t.organiser_id", "province": "t.province",
-        "plan_date": "t.plan_date", "starts_on": "t.starts_on", "ends_on": "t.ends_on",
-        "target_amount": "t.target_amount", "is_generated": "t.is_generated",
+        "code": Prop("t.code"), "name": Prop("t.name"), "organiser_id": Prop("t.organiser_id", I),
+        "province": Prop("t.province"), "plan_date": Prop("t.plan_date", D),
+        "starts_on": Prop("t.starts_on", D), "ends_on": Prop("t.ends_on", D),
+        "target_amount": Prop("t.target_amount", M, description="VND"), "is_generated": GENERATED,
     },
     filters={"province": PROVINCE, "organiser_id": _id("t.organiser_id", "organising donor")},
+    versioned=True,
 )
 
 FUNDING = Layer(
-    name="funding", table="funding_tx", title="funding transaction", geometry=None,
+    name="funding", table="funding_tx", title="funding transaction", geometry=None, geometry_type=None,
     properties={
-        "donor_id": "t.donor_id", "road_id": "t.road_id", "campaign_id": "t.campaign_id",
-        "kind": "t.kind", "amount": "t.amount", "tx_date": "t.tx_date", "reference": "t.reference",
-        "note": "t.note",
+        "donor_id": Prop("t.donor_id", I), "road_id": Prop("t.road_id", I),
+        "campaign_id": Prop("t.campaign_id", I), "kind": Prop("t.kind", enum=FUNDING_KINDS),
+        "amount": Prop("t.amount", M, description="VND"), "tx_date": Prop("t.tx_date", D),
+        "reference": Prop("t.reference"), "note": Prop("t.note"),
     },
     filters={
         "donor_id": _id("t.donor_id", "donor"),
         "road_id": _id("t.road_id", "branch road"),
         "campaign_id": _id("t.campaign_id", "campaign"),
-        "kind": Filter("t.kind::text = :v",
-                       Literal["pledge", "commitment", "disbursement", "expenditure"], "ledger kind"),
+        "kind": _enum("t.kind", FUNDING_KINDS, "ledger kind"),
     },
 )
 
@@ -511,3 +613,5 @@ LAYERS: tuple[Layer, ...] = (
     SEGMENTS, MARKERS, POSTS, ROADS, VILLAGES, VILLAGE_PAIRS, MEETINGS, INAUGURATIONS, DONORS,
     CAMPAIGNS, FUNDING,
 )
+BY_NAME: dict[str, Layer] = {layer.name: layer for layer in LAYERS}
+BY_TABLE: dict[str, Layer] = {layer.table: layer for layer in LAYERS}

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from geo_api.db import get_engine
 from geo_api.errors import install_error_handlers
+from geo_api.openapi import QUERY_GUARD, install_api_description
 from geo_api.routes import health, resources
 from geo_api.routes import writes
 from geo_api.routes import funding, inaugurations, lifecycle, reports
@@ -33,6 +34,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
         "inaugurations and twinned villages.",
         version="0.1.0",
         lifespan=lifespan,
+        dependencies=[QUERY_GUARD],  # unknown query parameters: 422 (geo_api.openapi)
     )
     app.state.engine = get_engine(database_url)
     install_error_handlers(app)
@@ -54,4 +56,5 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(auth_routes.router)
     app.include_router(sync_routes.router)
+    install_api_description(app)
     return app

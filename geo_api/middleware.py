@@ -1,10 +1,10 @@
 """Request-level security: who is calling, how large a body may be, CORS.
 
 - `AuthenticationMiddleware` resolves an ``Authorization: Bearer`` token to its account
-  once per request (``request.state.account``; the guards in `geo_api.auth` read it). A
-  token that is unknown, expired or malformed is answered 401 at once, even on public
-  reads, so a client learns its session ended. Anonymous callers get the deployment's
-  privacy rules applied to every layer read (`layers.PRIVACY`).
+  once per request (``request.state.account``; the guards in `geo_api.auth` and the
+  read policy's viewer, `geo_api.deps.get_viewer`, read it). A token that is unknown,
+  expired or malformed is answered 401 at once, even on public reads, so a client learns
+  its session ended.
 - `BodyLimitMiddleware` answers 413 before reading a body whose Content-Length is over
   TRACKER_MAX_BODY_BYTES, and stops a body without one as soon as it passes the limit.
   Routes that stream and limit their own bodies (attachments) are registered with
@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 
 from fastapi import FastAPI, HTTPException
 from starlette.concurrency import run_in_threadpool
@@ -23,7 +22,8 @@ from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from geo_api import auth, layers
+from geo_api import auth
+from geo_api.errors import error_body
 
 # (method, path) -> largest body, or None when the route enforces its own limit while
 # streaming. A path ending in "/" matches every path under it.
@@ -76,8 +76,8 @@ class BodyLimitMiddleware:
                    f"(TRACKER_MAX_BODY_BYTES); send less at a time")
         length = Headers(scope=scope).get("content-length")
         if length is not None and length.strip().isdigit() and int(length) > limit:
-            return await _json(send, 413, {"detail": message, "code": "payload_too_large",
-                                           "context": {"limit_bytes": limit}}, {"Connection": "close"})
+            return await _json(send, 413, error_body("payload_too_large", message, {"limit_bytes": limit}),
+                               {"Connection": "close"})
         received = 0
 
         async def limited() -> Message:
@@ -86,28 +86,35 @@ class BodyLimitMiddleware:
             if msg["type"] == "http.request":
                 received += len(msg.get("body", b""))
                 if received > limit:
-                    raise HTTPException(413, message)
+                    raise HTTPException(413, error_body("payload_too_large", message, {"limit_bytes": limit}))
             return msg
 
         await self.app(scope, limited, send)
 
 
-@lru_cache
-def anonymous_privacy() -> layers.Privacy:
-    s = auth.get_security_settings()
-    names = [n.strip() for n in s.private_layers.split(",") if n.strip()]
-    hidden: dict[str, set[str]] = {}
-    for item in s.private_properties.split(","):
-        if "." in item:
-            layer, prop = item.strip().split(".", 1)
-            hidden.setdefault(layer, set()).add(prop)
-    return layers.Privacy(decimals={n: s.public_coord_decimals for n in names},
-                          hidden={k: frozenset(v) for k, v in hidden.items()})
-
-
 def _lookup(engine, token: str) -> auth.Account | None:
     with engine.connect() as conn:
         return auth.account_for_token(conn, token)
+
+
+SESSION_COOKIE = "tracker_session"
+# Paths where the session cookie does not count: the API, OGC and tiles take a bearer token
+# (so a cross-site form can never write with a reader's cookie, and public caches stay public).
+NO_COOKIE_PREFIXES = ("/api/", "/ogc", "/tiles")
+
+
+def cookie_token(scope: Scope) -> str | None:
+    """The session cookie's token, for page reads (GET/HEAD outside the API) only."""
+    if scope["method"] not in ("GET", "HEAD") or scope["path"].startswith(NO_COOKIE_PREFIXES):
+        return None
+    cookie = Headers(scope=scope).get("cookie")
+    if not cookie:
+        return None
+    for part in cookie.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == SESSION_COOKIE and value:
+            return value
+    return None
 
 
 class AuthenticationMiddleware:
@@ -119,24 +126,23 @@ class AuthenticationMiddleware:
             return await self.app(scope, receive, send)
         header = Headers(scope=scope).get("authorization")
         account = None
-        if header is not None:
+        if header is None and (token := cookie_token(scope)) is not None:
+            # an expired page session reads as anonymous (the page offers to sign in again)
+            account = await run_in_threadpool(_lookup, scope["app"].state.engine, token)
+        elif header is not None:
             scheme, _, token = header.strip().partition(" ")
             token = token.strip()
             if scheme.lower() != "bearer" or not token:
-                return await _json(send, 401, {
-                    "detail": "Authorization must be 'Bearer <token>' with a token from POST /api/auth/login",
-                    "code": "unauthorized"}, {"WWW-Authenticate": 'Bearer error="invalid_request"'})
+                return await _json(send, 401, error_body(
+                    "unauthorized", "Authorization must be 'Bearer <token>' with a token from POST /api/auth/login"),
+                    {"WWW-Authenticate": 'Bearer error="invalid_request"'})
             account = await run_in_threadpool(_lookup, scope["app"].state.engine, token)
             if account is None:
-                return await _json(send, 401, {
-                    "detail": "the token is unknown or has expired; log in again (POST /api/auth/login)",
-                    "code": "unauthorized"}, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+                return await _json(send, 401, error_body(
+                    "unauthorized", "the token is unknown or has expired; log in again (POST /api/auth/login)"),
+                    {"WWW-Authenticate": 'Bearer error="invalid_token"'})
         scope.setdefault("state", {})["account"] = account
-        reset = layers.PRIVACY.set(None if account is not None else anonymous_privacy())
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            layers.PRIVACY.reset(reset)
+        await self.app(scope, receive, send)
 
 
 def install_security(app: FastAPI) -> None:

@@ -14,9 +14,12 @@ import re
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine
 
+from geo_api.layers import LAYERS
+
 _ROAD_STEP = re.compile(r"^/api/roads/(\d+)/(transitions|progress|as-built-from-gpx)$")
+# Items whose writes need If-Match: the versioned layers of the catalogue.
 _VERSIONED_ITEM = re.compile(
-    r"^/api/(markers|posts|roads|villages|donors|campaigns|village-pairs|meetings)/\d+$")
+    rf"^/api/({'|'.join(re.escape(layer.name) for layer in LAYERS if layer.versioned)})/\d+$")
 _account_n = itertools.count(1)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import io
 import sys
 
@@ -35,9 +37,6 @@ def fresh_settings(monkeypatch):
     """Settings read again from the environment (and again after the test)."""
     def clear():
         auth.get_security_settings.cache_clear()
-        from geo_api import middleware
-
-        middleware.anonymous_privacy.cache_clear()
     clear()
     yield monkeypatch
     monkeypatch.undo()
@@ -90,7 +89,7 @@ def test_wrong_or_unknown_logins_get_one_answer(anon, engine):
     wrong = login(anon, "ke-hoach-2", "not the password")
     unknown = login(anon, "nobody-here", PASSWORD)
     assert wrong.status_code == unknown.status_code == 401
-    assert wrong.json()["detail"] == unknown.json()["detail"]
+    assert wrong.json()["message"] == unknown.json()["message"]
     assert wrong.headers["www-authenticate"] == "Bearer"
     assert "access_token" not in wrong.text
 
@@ -103,7 +102,7 @@ def test_wrong_or_unknown_logins_get_one_answer(anon, engine):
 def test_bad_tokens_are_401_even_on_public_reads(anon, headers):
     r = anon.get("/api/markers", params={"limit": 1}, headers=headers)
     assert r.status_code == 401 and "WWW-Authenticate" in r.headers
-    assert "log in" in r.json()["detail"] or "Bearer" in r.json()["detail"]
+    assert "log in" in r.json()["message"] or "Bearer" in r.json()["message"]
 
 
 def test_expired_tokens_and_logged_out_tokens_stop_working(anon, engine):
@@ -129,7 +128,7 @@ def test_throttling_per_username_and_address_with_retry_after(anon, engine, data
     r = login(anon, "bi-chan")  # even the right password waits now
     assert r.status_code == 429
     wait = int(r.headers["retry-after"])
-    assert 1 <= wait <= 900 and f"{wait} s" in r.json()["detail"]
+    assert 1 <= wait <= 900 and f"{wait} s" in r.json()["message"]
     with engine.connect() as conn:
         recorded = conn.execute(text("SELECT count(*) FROM login_attempt WHERE username = 'bi-chan'")).scalar()
     assert recorded == 3  # throttled attempts are not counted again
@@ -168,10 +167,10 @@ def test_accounts_are_managed_by_admins_only(anon, auth_headers, engine):
     assert anon.post("/api/accounts", json=body, headers=auth_headers("admin")).status_code == 409
     bad = anon.post("/api/accounts", json={**body, "username": "don-x", "post": None},
                     headers=auth_headers("admin"))
-    assert bad.status_code == 422 and "post account needs a post" in bad.json()["detail"]
+    assert bad.status_code == 422 and "post account needs a post" in bad.json()["message"]
     weak = anon.post("/api/accounts", json={**body, "username": "don-y", "password": "aaaaaaaaaaaa"},
                      headers=auth_headers("admin"))
-    assert weak.status_code == 422 and "password" in weak.json()["detail"]
+    assert weak.status_code == 422 and "password" in weak.json()["message"]
     with engine.connect() as conn:
         audited = conn.execute(text("SELECT after FROM audit_log WHERE target_table = 'account' "
                                     "AND after->>'username' = 'don-bn-moi'")).scalar()
@@ -222,22 +221,30 @@ def test_anonymous_readers_get_rounded_marker_positions(anon, auth_headers, engi
         assert anon.get("/api/markers", params={"bbox": box}).json()["numberReturned"] == 0
     assert exact["id"] in [f["id"] for f in anon.get("/api/markers", params={"bbox": box},
                                                      headers=auth_headers("viewer")).json()["features"]]
-    # other layers are exact for everyone by default
-    road = anon.get("/api/roads", params={"limit": 1}).json()["features"][0]
-    assert road == anon.get("/api/roads", params={"limit": 1}, headers=auth_headers("viewer")).json()["features"][0]
+    # posts are exact for everyone (the catalogue declares them public)
+    post = anon.get("/api/posts", params={"limit": 1}).json()["features"][0]
+    assert post == anon.get("/api/posts", params={"limit": 1}, headers=auth_headers("viewer")).json()["features"][0]
 
 
-def test_what_is_private_is_configurable(database_url, demo_counts, fresh_settings, auth_headers):
-    from geo_api.main import create_app
-
-    fresh_settings.setenv("TRACKER_PRIVATE_LAYERS", "markers,roads")
-    fresh_settings.setenv("TRACKER_PUBLIC_COORD_DECIMALS", "2")
-    fresh_settings.setenv("TRACKER_PRIVATE_PROPERTIES", "")
-    with TestClient(create_app(database_url)) as c:
-        road = c.get("/api/roads", params={"limit": 1}).json()["features"][0]
-        marker = c.get("/api/markers", params={"limit": 1}).json()["features"][0]
-    assert all(round(v, 2) == v for pt in road["geometry"]["coordinates"] for v in pt)
-    assert all(round(v, 2) == v for v in marker["geometry"]["coordinates"])
+def test_anonymous_roads_stop_short_of_the_markers(anon, auth_headers, engine):
+    """A road ends at its marker: anonymous readers get it cut back 100 m around every
+    marker, signed-in readers the whole line."""
+    exact = {f["id"]: f for f in anon.get("/api/roads", params={"limit": 1000},
+                                          headers=auth_headers("viewer")).json()["features"]}
+    public = {f["id"]: f for f in anon.get("/api/roads", params={"limit": 1000}).json()["features"]}
+    assert exact.keys() == public.keys()
+    changed = [i for i in exact if exact[i]["geometry"] != public[i]["geometry"]]
+    assert len(changed) > len(exact) / 2  # almost every road reaches a marker
+    with engine.connect() as conn:
+        nearest = conn.execute(text("""
+            SELECT min(ST_Distance(m.geom::geography, ST_GeomFromGeoJSON(:g)::geography))
+            FROM marker m WHERE ST_DWithin(m.geom::geography, ST_GeomFromGeoJSON(:g)::geography, 500)
+        """), {"g": json.dumps(public[changed[0]]["geometry"])}).scalar()
+        ends = conn.execute(text("""
+            SELECT min(ST_Distance(m.geom::geography, ST_GeomFromGeoJSON(:g)::geography))
+            FROM marker m WHERE ST_DWithin(m.geom::geography, ST_GeomFromGeoJSON(:g)::geography, 500)
+        """), {"g": json.dumps(exact[changed[0]]["geometry"])}).scalar()
+    assert ends < 20 and (nearest is None or nearest >= 100)
 
 
 # ---------------------------------------------------------------------------- limits, errors, CORS
@@ -246,7 +253,7 @@ def test_what_is_private_is_configurable(database_url, demo_counts, fresh_settin
 def test_a_body_over_the_limit_is_refused_before_it_is_read(anon, auth_headers, fresh_settings, database_url):
     r = anon.post("/api/posts", content=b"x" * 10, headers={
         **auth_headers("planner"), "Content-Type": "application/json", "Content-Length": str(50 * 1024 * 1024)})
-    assert r.status_code == 413 and "limit" in r.json()["detail"]
+    assert r.status_code == 413 and "limit" in r.json()["message"]
 
     def chunks():  # no Content-Length: counted as it arrives
         for _ in range(40):
@@ -269,7 +276,7 @@ def test_unexpected_errors_are_logged_not_shown(database_url, caplog):
     with TestClient(app, raise_server_exceptions=False) as c:
         r = c.get("/api/boom")
     assert r.status_code == 500
-    assert r.json() == {"detail": "internal error; it has been logged", "code": "internal_error"}
+    assert r.json() == {"message": "internal error; it has been logged", "code": "internal_error"}
     assert "secret" not in r.text and "Traceback" not in r.text
     assert "secret internals" in caplog.text
 

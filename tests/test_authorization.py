@@ -196,7 +196,7 @@ def test_every_guarded_route_refuses_anonymous_and_other_roles_and_changes_nothi
         for role in sorted(ANY - allowed):
             r = client.request(method, url, json=body, headers=env["as"][role])
             assert r.status_code == 403, (method, path, role, r.status_code, r.text)
-            assert role in r.json()["detail"]
+            assert role in r.json()["message"]
             checked += 1
     assert checked >= 60
     assert snapshot(env["engine"]) == before
@@ -236,7 +236,7 @@ def test_a_post_changing_another_posts_rows_gets_403_and_nothing_changes(env):
     for method, url, body, extra in scoped_attempts(env):
         r = client.request(method, url, json=body, headers={**officer, **extra})
         assert r.status_code == 403, (method, url, r.status_code, r.text)
-        assert "your post" in r.json()["detail"] or "own post" in r.json()["detail"], r.text
+        assert "your post" in r.json()["message"] or "own post" in r.json()["message"], r.text
     assert snapshot(env["engine"]) == before
 
 
@@ -319,6 +319,6 @@ def test_fields_a_role_may_not_set_are_refused_not_ignored(env):
         extra = etag(env, versioned) if versioned else {}
         r = client.request(method, url, json=body, headers={**env["as"][role], **extra})
         assert r.status_code == status, (role, method, url, body, r.text)
-        reason = r.json().get("message") or r.json()["detail"]
+        reason = r.json()["message"]
         assert words in str(reason), (words, reason)
     assert snapshot(env["engine"]) == before

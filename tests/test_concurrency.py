@@ -78,7 +78,7 @@ def test_fifty_concurrent_updates_with_one_etag_one_wins(server):
     winner = next(r for r in responses if r.status_code == 200)
     assert winner.headers["etag"] == f'"{int(etag.strip(chr(34))) + 1}"'
     loser = next(r for r in responses if r.status_code == 412)
-    assert "reload" in loser.json()["detail"]
+    assert "reload" in loser.json()["message"]
     with server["engine"].connect() as conn:
         version, updates = conn.execute(text(
             "SELECT version, (SELECT count(*) FROM audit_log WHERE target_table = 'border_post' "
@@ -110,7 +110,7 @@ def test_if_match_is_required_for_updates_and_transitions(server):
     ):
         r = httpx.request(method, base + url, headers=headers, json=body)
         assert r.status_code == 428, (method, url, r.text)
-        assert "If-Match" in r.json()["detail"]
+        assert "If-Match" in r.json()["message"]
         star = httpx.request(method, base + url, headers={**headers, "If-Match": "*"}, json=body)
         assert star.status_code == 428
         stale = httpx.request(method, base + url, headers={**headers, "If-Match": '"999"'}, json=body)

@@ -107,7 +107,7 @@ def story(fresh_database):
         # the estimate is the planners' to set, not the requesting post's
         refused = api.post("/api/roads", headers=as_("binh-nghi-post"),
                            json={**request, "estimated_cost": ESTIMATE_1033})
-        assert refused.status_code == 403 and "estimated_cost" in refused.json()["detail"]
+        assert refused.status_code == 403 and "estimated_cost" in refused.json()["message"]
         road = ok(api.post("/api/roads", headers=as_("binh-nghi-post"), json=request), 201)
         assert road["properties"]["status"] == "proposed"
         road = ok(api.patch(f"/api/roads/{road['id']}", headers=as_("bchq-bdbp-lang-son"),
@@ -147,7 +147,7 @@ def story(fresh_database):
         # not yet covered: the guard says what is missing
         r = api.post(f"/api/roads/{rid}/transitions", json={"to_status": "funded"})
         assert r.status_code == 422
-        assert r.json()["detail"] == "funded needs commitments of 700,000,000 VND; 600,000,000 VND committed"
+        assert r.json()["message"] == "funded needs commitments of 700,000,000 VND; 600,000,000 VND committed"
         for code, _, _, amount in MEMBERS[5:]:
             money(code, "commitment", amount, "2022-04-10")
         ok(api.post(f"/api/roads/{rid}/transitions", headers=as_("so-ngoai-vu"), json={

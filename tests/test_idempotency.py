@@ -86,7 +86,7 @@ def refused_as_other_request(env, send, *, key: str):
     before = snapshot(env["engine"])
     r = send({"Idempotency-Key": key})
     assert r.status_code == 422, r.text
-    assert "already used for a different request" in r.json()["detail"]
+    assert "already used for a different request" in r.json()["message"]
     assert snapshot(env["engine"]) == before
 
 

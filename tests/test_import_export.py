@@ -26,7 +26,7 @@ from pyproj import Transformer
 from shapely.geometry import Point
 from sqlalchemy import create_engine, text
 
-from geo_api import auth, cli_files, db
+from geo_api import auth, cli_files, db, policy
 from geo_api.domain import io_export, io_import
 from geo_api.errors import InvalidInput, UnsupportedMediaType
 from geo_api.settings import get_settings
@@ -114,7 +114,7 @@ def export_file(engine, layer: str, fmt: str, filters: dict, folder: Path) -> Pa
 def carried(conn, layer: str, filters: dict) -> pd.DataFrame:
     """The export of `layer` as compared after a round trip: carried columns and geometry."""
     exported = io_export.export_layer(layer)
-    df = io_export.frame(conn, exported, io_export.parse_filters(exported, "gpkg", filters))
+    df = io_export.frame(conn, exported, io_export.parse_filters(exported, "gpkg", filters), policy.SYSTEM)
     out = pd.DataFrame(df[CARRIED[layer]]).set_index(KEY[layer]).sort_index()
     out["wkt"] = [shapely.to_wkt(g, rounding_precision=6) for g in df.set_index(KEY[layer]).sort_index().geometry]
     return out.astype(object).where(out.notna(), None)
@@ -397,7 +397,7 @@ def test_upload_endpoint_refusals(target_client, monkeypatch):
     assert post("markers", "m.xlsx", b"PK..").status_code == 415
     assert post("markers", "m.csv", b"").status_code == 422
     r = post("villages", "v.csv", b"code,name\n1,2\n")
-    assert r.status_code == 422 and "no coordinate columns" in r.json()["detail"]
+    assert r.status_code == 422 and "no coordinate columns" in r.json()["message"]
     assert post("villages", "v.csv", b"code,longitude,latitude\n1,2,3\n", set="oops").status_code == 422
     monkeypatch.setattr(get_settings(), "max_upload_bytes", 10)
     assert post("villages", "v.csv", b"code,longitude,latitude\nV,106.5,22.4\n").status_code == 413
@@ -437,13 +437,16 @@ def test_export_of_a_table_without_geometry_is_csv_only(client):
     df = pd.read_csv(io.BytesIO(r.content), encoding="utf-8-sig")
     assert "CTD-THTH-LS" in set(df["code"])
     r = client.get("/api/export/donors.gpkg")
-    assert r.status_code == 422 and "csv" in r.json()["detail"]
+    assert r.status_code == 422 and "csv" in r.json()["message"]
 
 
 @pytest.mark.parametrize("url, status, reason", [
-    ("/api/export/markers.xlsx", 422, "unknown format"),
-    ("/api/export/markers.csv?colour=red", 422, "unknown filter 'colour'"),
-    ("/api/export/markers.csv?limit=5", 422, "no limit or after"),
+    ("/api/export/markers.xlsx", 422, "fmt: Input should be 'geojson', 'gpkg', 'shp', 'csv', 'kml' or 'csvt'"),
+    ("/api/export/markers.csv?colour=red", 422,  # each layer's export declares its own filters
+     "colour: unknown query parameter; this endpoint takes: access, bbox, kind, number, post_id, province"),
+    ("/api/export/markers.csv?limit=5", 422, "limit: unknown query parameter"),
+    ("/api/export/donors.csv?bbox=1,2,3,4", 422, "bbox: unknown query parameter"),
+    ("/api/export/markers.csvt?kind=giant", 422, "kind"),
     ("/api/export/markers.csv?kind=giant", 422, "kind"),
     ("/api/export/roads.csv?status=paved", 422, "unknown status"),
     ("/api/export/markers.csv?bbox=1,2", 422, "bbox"),
@@ -451,7 +454,7 @@ def test_export_of_a_table_without_geometry_is_csv_only(client):
 ])
 def test_export_refusals(client, url, status, reason):
     r = client.get(url)
-    assert r.status_code == status and reason in r.json()["detail"]
+    assert r.status_code == status and reason in r.json()["message"]
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -484,6 +487,13 @@ def test_cli_import_with_progress_bar_and_export(target, tmp_path):
     assert len(exported) > 0 and set(exported["province"]) == {"Lạng Sơn"}
     assert f"wrote {len(exported)} posts" in result.stdout
 
+    out = tmp_path / "posts.csv"  # a CSV comes with its GDAL type sidecar
+    result = _tracker("export", "posts", "--format", "csv", "--out", str(out), url=url)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "posts.csvt").read_text() == io_export.csvt(io_export.export_layer("posts"))
+    assert f"field types in {tmp_path / 'posts.csvt'}" in result.stdout
+    assert ogr_types(out)["markers"] == ("OFTInteger", "OFSTNone")
+
     result = _tracker("export", "posts", "--format", "csv", "--filter", "colour=red", "--out",
                       str(tmp_path / "x.csv"), url=url)
     assert result.returncode == 2 and "unknown filter 'colour'" in result.stderr
@@ -492,3 +502,126 @@ def test_cli_import_with_progress_bar_and_export(target, tmp_path):
 def test_cli_choices_follow_the_domain():
     assert cli_files.IMPORT_LAYERS == list(io_import.TARGETS)
     assert cli_files.EXPORT_FORMATS == list(io_export.FORMATS)
+
+
+# ---------------------------------------------------------------------------- field types
+# Each export read back by GDAL: pyogrio's own GDAL and Debian's ogrinfo (an older GDAL, as
+# in QGIS on many desktops; installed by `tracker ensure-gis-tools`).
+
+
+def ogr_types(path: Path | str) -> dict[str, tuple[str, str]]:
+    """{field: (OGR type, OGR subtype)} as pyogrio's GDAL reads `path`."""
+    info = pyogrio.read_info(path)
+    return dict(zip(info["fields"], zip(info["ogr_types"], info["ogr_subtypes"])))
+
+
+def ogrinfo(*args: str) -> str:
+    done = subprocess.run(["ogrinfo", *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+DATE, INT, INT64, REAL, STRING = "OFTDate", "OFTInteger", "OFTInteger64", "OFTReal", "OFTString"
+NONE, BOOL = "OFSTNone", "OFSTBoolean"
+
+
+def costliest_road(engine) -> tuple[int, int, str]:
+    with engine.connect() as conn:
+        road_id, cost, code = conn.execute(text(
+            "SELECT id, actual_cost, code FROM branch_road WHERE actual_cost IS NOT NULL "
+            "ORDER BY actual_cost DESC, id LIMIT 1")).one()
+    assert cost > 2**31
+    return road_id, int(cost), code
+
+
+def test_every_catalogue_type_has_a_type_in_every_format():
+    from geo_api import layers
+
+    assert set(io_export.FIELD_FORMATS) == set(layers.FIELD_TYPES)
+
+
+def test_geopackage_keeps_dates_money_booleans_and_ids(engine, tmp_path):
+    path = export_file(engine, "roads", "gpkg", {}, tmp_path)
+    types = ogr_types(path)
+    assert types["id"] == (INT, NONE)
+    assert types["actual_cost"] == types["estimated_cost"] == (INT64, NONE)
+    assert types["completed_on"] == types["planned_start"] == types["inaugurated_on"] == (DATE, NONE)
+    assert types["as_built"] == types["is_generated"] == (INT, BOOL)
+    assert types["length_m"] == (REAL, NONE) and types["markers"] == (STRING, NONE)
+    road_id, cost, _ = costliest_road(engine)
+    df = pyogrio.read_dataframe(path).set_index("id")
+    assert df.loc[road_id, "actual_cost"] == cost  # above 2^31, exact
+    with engine.connect() as conn:
+        completed = conn.execute(text("SELECT completed_on FROM branch_road WHERE id = :i"), {"i": road_id}).scalar()
+    assert df.loc[road_id, "completed_on"].date() == completed
+    summary = ogrinfo("-so", "-al", str(path))
+    for line in ("actual_cost: Integer64", "completed_on: Date", "as_built: Integer(Boolean)", "id: Integer"):
+        assert line in summary, line
+
+
+def test_shapefile_keeps_dates_money_and_booleans(engine, tmp_path):
+    path = export_file(engine, "roads", "shp", {"province": "Lạng Sơn"}, tmp_path)
+    types = ogr_types(f"/vsizip/{path}")  # names cut to 10 characters by the format
+    assert types["completed_"] == types["planned_st"] == (DATE, NONE)
+    assert types["actual_cos"] == types["estimated_"] == (INT64, NONE)
+    assert types["as_built"] == (INT, BOOL) and types["id"] == (INT, NONE)
+    summary = ogrinfo("-so", "-al", f"/vsizip/{path}")
+    assert "completed_: Date" in summary and "actual_cos: Integer64" in summary
+
+
+def test_kml_declares_types_so_ids_and_booleans_come_back(engine, tmp_path):
+    path = export_file(engine, "markers", "kml", {"province": "Lạng Sơn"}, tmp_path)
+    with engine.connect() as conn:
+        requested = conn.execute(text("SELECT id, number FROM marker WHERE province = 'Lạng Sơn' "
+                                      "AND requested_by_post ORDER BY id LIMIT 1")).one()
+    df = pyogrio.read_dataframe(path)
+    # pyogrio's GDAL (3.12) has its own `id` (the placemark's, <layer>.<id>): ours is `id2`
+    row = df[df["id2"] == requested.id].iloc[0]
+    assert row["id"] == f"markers.{requested.id}" and row["Name"] == requested.number
+    assert df["requested_by_post"].dtype == bool and bool(row["requested_by_post"]) is True
+    assert df["terrain_difficulty"].dtype == "int32"
+    assert ogr_types(path)["requested_by_post"] == (INT, BOOL)
+    # Debian's GDAL 3.6 reads the declared `id` as such, and the booleans as 1/0
+    feature = ogrinfo("-q", str(path), "markers", "-where", f"id = {requested.id}")
+    assert f"id (Integer) = {requested.id}" in feature
+    assert "requested_by_post (Integer) = 1" in feature and "is_generated (Integer) = 1" in feature
+    road_id, cost, code = costliest_road(engine)
+    roads = export_file(engine, "roads", "kml", {}, tmp_path)
+    assert ogr_types(roads)["actual_cost"] == (INT64, NONE)  # money as KML uint: GDAL's Integer64
+    assert pyogrio.read_dataframe(roads).set_index("id2").loc[road_id, "actual_cost"] == cost
+    assert f"actual_cost (Integer64) = {cost}" in ogrinfo("-q", str(roads), "roads", "-where", f"id = {road_id}")
+
+
+def test_csv_with_its_csvt_sidecar_reads_typed(client, engine, tmp_path):
+    r = client.get("/api/export/roads.csvt", params={"status": "completed"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert 'filename="roads.csvt"' in r.headers["content-disposition"]
+    assert r.text == io_export.csvt(io_export.export_layer("roads"))
+    csv = client.get("/api/export/roads.csv")
+    (tmp_path / "roads.csv").write_bytes(csv.content)
+    header = pd.read_csv(tmp_path / "roads.csv", encoding="utf-8-sig", nrows=0).columns
+    assert len(header) == r.text.count(",") + 1  # a type per column
+    (tmp_path / "roads.csvt").write_text(r.text)
+    types = ogr_types(tmp_path / "roads.csv")
+    assert types["id"] == (INT, NONE) and types["actual_cost"] == (INT64, NONE)
+    assert types["completed_on"] == (DATE, NONE) and types["as_built"] == (INT, BOOL)
+    road_id, cost, _ = costliest_road(engine)
+    roads = pyogrio.read_dataframe(tmp_path / "roads.csv").set_index("id")
+    assert roads.loc[road_id, "actual_cost"] == cost
+    assert set(roads.geometry.dropna().geom_type) <= {"LineString", "MultiLineString"}  # the wkt column
+    assert roads.geometry.notna().sum() > 0
+    summary = ogrinfo("-so", "-al", str(tmp_path / "roads.csv"))
+    assert "actual_cost: Integer64" in summary and "completed_on: Date" in summary
+    # point layers: longitude/latitude become the geometry (CoordX/CoordY)
+    (tmp_path / "markers.csv").write_bytes(client.get("/api/export/markers.csv", params={"kind": "main"}).content)
+    (tmp_path / "markers.csvt").write_text(client.get("/api/export/markers.csvt").text)
+    markers = pyogrio.read_dataframe(tmp_path / "markers.csv")
+    assert markers.geometry.geom_type.eq("Point").all()
+    assert ogr_types(tmp_path / "markers.csv")["last_inspected_on"] == (DATE, NONE)
+
+
+def test_csvt_refusals(client):
+    assert client.get("/api/export/nothing.csvt").status_code == 404
+    r = client.get("/api/export/roads.csvt", params={"status": "paved"})
+    assert r.status_code == 422 and "unknown status" in r.json()["message"]
+

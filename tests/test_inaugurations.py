@@ -92,13 +92,13 @@ def test_any_road_not_ready_refuses_the_whole_ceremony_naming_each(api, world, r
     before = snapshot(inaug_engine)
     r = api.post("/api/inaugurations", json=ceremony([ready, building, 999_999, done]))
     assert r.status_code == 422
-    detail = r.json()["detail"]
+    detail = r.json()["message"]
     assert detail.startswith("cannot inaugurate: ")
     assert f"road {building} (ROAD-" in detail and "is under_construction, not completed" in detail
     assert "road 999999 does not exist" in detail
     assert f"road {done} (" in detail and "is already inaugurated (inauguration" in detail
     assert str(ready) not in detail.split("cannot inaugurate: ")[1].split(" (")[0]
-    assert len(r.json()["context"]["roads"]) == 3
+    assert len(r.json()["message"]["roads"]) == 3
     assert snapshot(inaug_engine) == before
     assert world.status(ready) == "completed"
 
@@ -119,7 +119,7 @@ def test_bad_ceremonies_are_refused_and_nothing_is_written(api, roads, inaug_eng
     before = snapshot(inaug_engine)
     r = api.post("/api/inaugurations", json={**ceremony([road]), **change})
     assert r.status_code == 422, r.text
-    said = r.json()["detail"] if isinstance(r.json()["detail"], str) else r.json()["message"]
+    said = r.json()["message"]
     assert expected in said
     assert snapshot(inaug_engine) == before
 
@@ -136,5 +136,5 @@ def test_the_transition_endpoint_will_not_inaugurate(api, roads, inaug_engine):
     road = roads()
     before = snapshot(inaug_engine)
     r = api.post(f"/api/roads/{road}/transitions", json={"to_status": "inaugurated", "note": "x"})
-    assert r.status_code == 422 and "POST /api/inaugurations" in r.json()["detail"]
+    assert r.status_code == 422 and "POST /api/inaugurations" in r.json()["message"]
     assert snapshot(inaug_engine) == before

@@ -216,7 +216,7 @@ def reason(road, request) -> str:
 
 
 def test_table_covers_every_status_and_final_statuses_lead_nowhere():
-    from geo_api.layers import ROAD_STATUSES
+    from geo_api.vocabulary import ROAD_STATUSES
 
     assert set(TRANSITIONS) == set(ROAD_STATUSES)
     assert TRANSITIONS["inaugurated"] == TRANSITIONS["cancelled"] == ()
@@ -335,7 +335,7 @@ def test_walk_from_proposed_to_completed_records_each_step(api, world, site, lc_
     world.fund(cluster, "commitment", 800_000_000, road)
     r = move(api, road, "funded")
     assert r.status_code == 422
-    assert r.json()["detail"] == "funded needs commitments of 1,200,000,000 VND; 800,000,000 VND committed"
+    assert r.json()["message"] == "funded needs commitments of 1,200,000,000 VND; 800,000,000 VND committed"
     world.fund(cluster, "commitment", 400_000_000, road)
     assert move(api, road, "funded", note="đủ cam kết").status_code == 200
     assert move(api, road, "under_construction", occurred_at="2022-06-01T08:00:00+07:00").status_code == 200
@@ -410,7 +410,7 @@ def test_refused_transitions_leave_the_data_as_it_was(api, world, site, lc_engin
     before = snapshot(lc_engine)
     r = move(api, road, to, **body)
     assert r.status_code == 422
-    assert expected in (r.json().get("detail") if isinstance(r.json().get("detail"), str) else r.json()["message"])
+    assert expected in r.json()["message"]
     assert snapshot(lc_engine) == before
 
 
@@ -425,7 +425,7 @@ def test_suspend_and_resume_to_where_it_was(api, world, site):
     road = world.road(marker, post, status="funded")
     assert move(api, road, "suspended", note="mùa mưa, sạt lở").status_code == 200
     r = move(api, road, "under_construction")
-    assert r.status_code == 422 and "resumes only to funded" in r.json()["detail"]
+    assert r.status_code == 422 and "resumes only to funded" in r.json()["message"]
     r = move(api, road, "funded", note="hết mùa mưa")
     assert r.status_code == 200 and r.json()["properties"]["status"] == "funded"
     assert world.events(road) == [("funded", "suspended"), ("suspended", "funded")]
@@ -441,7 +441,7 @@ def test_a_suspended_road_without_history_resumes_through_the_guards(api, world,
     post, marker = site
     road = world.road(marker, post, status="suspended")  # imported as suspended: no history
     r = move(api, road, "completed")
-    assert r.status_code == 422 and r.json()["detail"].startswith("completed needs a completion date")
+    assert r.status_code == 422 and r.json()["message"].startswith("completed needs a completion date")
     assert move(api, road, "surveyed", note="tuyến dự kiến").status_code == 200
 
 
@@ -450,7 +450,7 @@ def test_cancelled_is_final(api, world, site):
     road = world.road(marker, post, status="under_construction")
     assert move(api, road, "cancelled", note="tuyến khác thay thế").status_code == 200
     r = move(api, road, "suspended", note="x")
-    assert r.status_code == 422 and r.json()["detail"].endswith("is cancelled; that status is final")
+    assert r.status_code == 422 and r.json()["message"].endswith("is cancelled; that status is final")
 
 
 def test_progress_only_under_construction_and_forward(api, world, site, lc_engine):
@@ -458,7 +458,7 @@ def test_progress_only_under_construction_and_forward(api, world, site, lc_engin
     road = world.road(marker, post, status="funded")
     before = snapshot(lc_engine)
     r = api.post(f"/api/roads/{road}/progress", json={"progress_pct": 10})
-    assert r.status_code == 422 and "only while a road is under_construction" in r.json()["detail"]
+    assert r.status_code == 422 and "only while a road is under_construction" in r.json()["message"]
     assert snapshot(lc_engine) == before
 
     assert move(api, road, "under_construction").status_code == 200
@@ -473,7 +473,7 @@ def test_progress_only_under_construction_and_forward(api, world, site, lc_engin
     ]:
         r = api.post(f"/api/roads/{road}/progress", json=body)
         assert r.status_code == 422
-        assert expected in r.json().get("message", r.json()["detail"] if isinstance(r.json()["detail"], str) else "")
+        assert expected in r.json()["message"]
         assert snapshot(lc_engine) == before
     r = api.post(f"/api/roads/{road}/progress", json={"progress_pct": 45, "correction": True,
                                                       "note": "báo cáo trước tính nhầm"})
@@ -560,6 +560,6 @@ def test_a_failure_after_the_write_rolls_the_whole_request_back(api, world, site
     monkeypatch.setattr(lifecycle, "audit", broken_audit)
     before = snapshot(lc_engine)
     r = move(api, road, "under_construction")
-    assert r.status_code == 422 and r.json()["detail"] == "audit unavailable"
+    assert r.status_code == 422 and r.json()["message"] == "audit unavailable"
     assert snapshot(lc_engine) == before
     assert world.status(road) == "funded" and world.events(road) == []

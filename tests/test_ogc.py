@@ -1,4 +1,4 @@
-"""OGC API – Features Part 1 (Core, GeoJSON, HTML) under /ogc.
+"""OGC API – Features Part 1 (Core, GeoJSON, HTML), Part 3 queryables and Part 5 schemas under /ogc.
 
 A real uvicorn server on a free loopback port serves the demo database, and a standard
 client (OWSLib) reads every layer from it; plain HTTP checks cover links, paging, filters,
@@ -17,12 +17,18 @@ import shapely
 from shapely.geometry import box, shape
 from sqlalchemy import text
 
+from geo_api import layers, policy
 from geo_api.domain import ogc
+from geo_api.vocabulary import MARKER_KINDS, ROAD_STATUSES
 
 CORE = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core"
 GEOJSON_CLASS = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson"
 HTML_CLASS = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html"
 SPATIAL = list(ogc.COLLECTIONS)
+PART_3 = {"http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+          "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters"}
+PART_5 = {"http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/schemas",
+          "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/core-roles-features"}
 
 
 @pytest.fixture(scope="module")
@@ -121,9 +127,9 @@ def test_landing_page_links_resolve_with_their_media_types(live):
     assert get(f"{live}/ogc/").json() == r.json()  # base URL with a trailing slash (OWSLib)
 
 
-def test_conformance_declares_core_geojson_and_html(live):
+def test_conformance_declares_parts_1_3_and_5(live):
     body = get(f"{live}/ogc/conformance").json()
-    assert set(body["conformsTo"]) == {CORE, GEOJSON_CLASS, HTML_CLASS}
+    assert set(body["conformsTo"]) == {CORE, GEOJSON_CLASS, HTML_CLASS, *PART_3, *PART_5}
 
 
 def test_collections_have_items_links_extents_and_crs(live, engine):
@@ -310,3 +316,179 @@ def test_html_for_browsers_and_f_html(live):
     assert "DN-LS-0001" in page and "Đường nhánh lên mốc 1033" in page
     assert get(f"{live}/ogc/collections/roads/items", f="json").headers["content-type"].startswith(
         "application/geo+json")
+
+
+# ---------------------------------------------------------------------------- Part 3 queryables, Part 5 schemas
+
+
+def test_collections_link_their_queryables_and_schemas(live):
+    for c in get(f"{live}/ogc/collections").json()["collections"]:
+        links = rels(c)
+        href = f"{live}/ogc/collections/{c['id']}"
+        assert [(x["href"], x["type"]) for x in links[ogc.REL_QUERYABLES]] == [(f"{href}/queryables", ogc.SCHEMA_JSON)]
+        assert [(x["href"], x["type"]) for x in links[ogc.REL_SCHEMA]] == [(f"{href}/schema", ogc.SCHEMA_JSON)]
+        assert [(x["href"], x["type"]) for x in links["describedby"]] == [(f"{href}/schema", ogc.SCHEMA_JSON)]
+        # the GML application schema GDAL types its fields from (it matches "describedBy")
+        assert [(x["href"], x["type"]) for x in links["describedBy"]] == [(f"{href}/schema.xsd", ogc.XML)]
+        for rel in (ogc.REL_QUERYABLES, ogc.REL_SCHEMA, "describedby", "describedBy"):
+            r = get(links[rel][0]["href"])
+            assert r.status_code == 200 and r.headers["content-type"].startswith(links[rel][0]["type"]), rel
+
+
+def test_schema_is_built_from_the_catalogue_types(live):
+    body = get(f"{live}/ogc/collections/roads/schema").json()
+    assert body["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert body["$id"] == f"{live}/ogc/collections/roads/schema" and body["type"] == "object"
+    props = body["properties"]
+    assert list(props) == ["id", "geometry", *layers.ROADS.properties]
+    assert props["id"]["x-ogc-role"] == "id" and props["id"]["type"] == "integer"
+    assert props["geometry"]["x-ogc-role"] == "primary-geometry"
+    for money in ("actual_cost", "estimated_cost"):
+        assert (props[money]["type"], props[money]["format"]) == ("integer", "int64")
+        assert props[money]["description"] == "VND"
+    assert props["completed_on"] == {"type": "string", "format": "date", "x-ogc-role": "primary-instant",
+                                     "x-ogc-propertySeq": props["completed_on"]["x-ogc-propertySeq"]}
+    assert props["inaugurated_on"]["format"] == "date" and "x-ogc-role" not in props["inaugurated_on"]
+    assert props["status"]["enum"] == list(ROAD_STATUSES)
+    assert props["markers"]["type"] == "array" and props["markers"]["items"] == {"type": "string"}
+    assert props["as_built"]["type"] == "boolean" and props["length_m"]["type"] == "number"
+    assert [p["x-ogc-propertySeq"] for p in props.values()] == list(range(1, len(props) + 1))
+    markers = get(f"{live}/ogc/collections/markers/schema").json()["properties"]
+    assert markers["geometry"]["format"] == "geometry-point"
+    assert markers["kind"]["enum"] == list(MARKER_KINDS)
+    inaugurations = get(f"{live}/ogc/collections/inaugurations/schema").json()["properties"]
+    assert inaugurations["road_ids"]["items"] == {"type": "integer"}
+    assert inaugurations["donors"]["items"] == {"type": "object"}
+
+
+@pytest.mark.parametrize("name", SPATIAL)
+def test_every_feature_is_valid_against_its_schema(live, name):
+    """The schema tells the truth: every property of the served features, typed as it says
+    (money whole, dates as dates, enums within their values); null means unknown."""
+    from jsonschema import Draft202012Validator
+
+    schema = get(f"{live}/ogc/collections/{name}/schema").json()
+    Draft202012Validator.check_schema(schema)
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    features = get(f"{live}/ogc/collections/{name}/items", limit=1000).json()["features"]
+    assert features
+    for f in features:
+        assert set(f["properties"]) | {"id", "geometry"} == set(schema["properties"])
+        present = {k: v for k, v in f["properties"].items() if v is not None}
+        validator.validate({"id": f["id"], **present})
+    if name == "roads":  # money above 2^31 is an integer, not a float
+        assert max(f["properties"]["actual_cost"] or 0 for f in features) > 2**31
+
+
+def test_the_date_format_is_checked():
+    from jsonschema import Draft202012Validator, ValidationError
+
+    schema = ogc.feature_schema(layers.ROADS, "http://test/ogc", policy.ANONYMOUS)
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    with pytest.raises(ValidationError):
+        validator.validate({"completed_on": "16/11/2022"})
+    with pytest.raises(ValidationError):
+        validator.validate({"actual_cost": 2179000000.5})
+
+
+def test_anonymous_roads_may_come_in_parts_signed_in_ones_are_lines():
+    """Roads cut back near markers for anonymous readers: their geometry type is left open."""
+    anonymous = ogc.feature_schema(layers.ROADS, "http://test/ogc", policy.ANONYMOUS)
+    assert anonymous["properties"]["geometry"]["format"] == "geometry-any"
+    assert 'type="gml:GeometryPropertyType"' in ogc.gml_schema(layers.ROADS, "http://test/ogc", policy.ANONYMOUS)
+    signed_in = ogc.feature_schema(layers.ROADS, "http://test/ogc", policy.SYSTEM)
+    assert signed_in["properties"]["geometry"]["format"] == "geometry-linestring"
+    assert 'type="gml:LineStringPropertyType"' in ogc.gml_schema(layers.ROADS, "http://test/ogc", policy.SYSTEM)
+
+
+def test_gml_schema_types_money_as_long_and_dates_as_dates(live):
+    import xml.etree.ElementTree as ET
+
+    xs = "{http://www.w3.org/2001/XMLSchema}"
+    r = get(f"{live}/ogc/collections/markers/schema.xsd")
+    assert r.headers["content-type"].startswith("application/xml")
+    root = ET.fromstring(r.content)
+    (feature,) = root.findall(f"{xs}element")
+    assert feature.get("name") == "markers" and feature.get("substitutionGroup") == "gml:AbstractFeature"
+    elements = {e.get("name"): e for e in root.iter(f"{xs}element") if e is not feature}
+    assert list(elements) == ["geometry", *layers.MARKERS.properties]
+    assert elements["geometry"].get("type") == "gml:PointPropertyType"
+    assert elements["last_inspected_on"].get("type") == "xs:date"
+    assert elements["requested_by_post"].get("type") == "xs:boolean"
+    assert elements["terrain_difficulty"].get("type") == "xs:int"
+    roads = ET.fromstring(get(f"{live}/ogc/collections/roads/schema.xsd").content)
+    types = {e.get("name"): (e.get("type"), e.get("maxOccurs")) for e in roads.iter(f"{xs}element")}
+    assert types["actual_cost"] == types["estimated_cost"] == ("xs:long", None)
+    assert types["markers"] == ("xs:string", "unbounded")
+
+
+def test_queryables_are_the_filters_the_date_and_the_geometry(live):
+    for name, layer in ogc.COLLECTIONS.items():
+        body = get(f"{live}/ogc/collections/{name}/queryables").json()
+        assert body["$id"] == f"{live}/ogc/collections/{name}/queryables"
+        assert body["additionalProperties"] is False
+        expected = [*layer.filters, *([layer.temporal] if layer.temporal else []), "geometry"]
+        assert list(body["properties"]) == expected
+        assert body["properties"]["geometry"]["x-ogc-role"] == "primary-geometry"
+    roads = get(f"{live}/ogc/collections/roads/queryables").json()["properties"]
+    assert roads["status"]["enum"] == list(ROAD_STATUSES)
+    assert roads["donor_id"]["type"] == roads["post_id"]["type"] == "integer"
+    assert roads["completed_on"] == {"type": "string", "format": "date", "x-ogc-role": "primary-instant",
+                                     "description": roads["completed_on"]["description"]}
+    markers = get(f"{live}/ogc/collections/markers/queryables").json()["properties"]
+    assert markers["requested_by_post"]["type"] == "boolean"
+    assert markers["kind"]["enum"] == list(MARKER_KINDS)
+
+
+def test_each_simple_queryable_is_a_query_parameter(live, engine):
+    """Part 3 (queryables as query parameters): a value of each simple queryable selects the
+    features having it."""
+    queryables = get(f"{live}/ogc/collections/markers/queryables").json()["properties"]
+    first = get(f"{live}/ogc/collections/markers/items", limit=1).json()["features"][0]["properties"]
+    for name, schema in queryables.items():
+        if schema.get("type") not in ("string", "integer", "boolean") or name not in first:
+            continue
+        value = first[name]
+        if value is None:
+            continue
+        body = get(f"{live}/ogc/collections/markers/items", limit=1000,
+                   **{name: str(value).lower() if isinstance(value, bool) else value}).json()
+        assert body["numberReturned"] > 0, name
+        assert {f["properties"][name] for f in body["features"]} == {value}, name
+
+
+def test_the_date_queryable_selects_that_day(live, engine):
+    with engine.connect() as conn:
+        day, n = conn.execute(text("SELECT completed_on, count(*) FROM branch_road WHERE completed_on IS NOT NULL "
+                                   "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1")).one()
+    url = f"{live}/ogc/collections/roads/items"
+    body = get(url, completed_on=day.isoformat(), limit=1000).json()
+    assert body["numberMatched"] == n
+    assert {f["properties"]["completed_on"] for f in body["features"]} == {day.isoformat()}
+    within = get(url, completed_on=day.isoformat(), datetime=f"{day.year}-01-01/{day.year}-12-31").json()
+    assert within["numberMatched"] == n
+    outside = get(url, completed_on=day.isoformat(), datetime=f"{day.year + 1}-01-01/..").json()
+    assert outside["numberMatched"] == 0
+    bad = get(url, completed_on="16/11/2022")
+    assert bad.status_code == 400 and "completed_on must be a date" in bad.json()["description"]
+
+
+def test_owslib_reads_queryables_and_schema(live):
+    from owslib.ogcapi.features import Features
+
+    api = Features(f"{live}/ogc/")
+    assert "completed_on" in api.collection_queryables("roads")["properties"]
+    assert api.collection_schema("roads")["properties"]["actual_cost"]["format"] == "int64"
+
+
+def test_schema_documents_refusals_and_html(live):
+    assert get(f"{live}/ogc/collections/nothing/schema").status_code == 404
+    assert get(f"{live}/ogc/collections/nothing/queryables").status_code == 404
+    assert get(f"{live}/ogc/collections/nothing/schema.xsd").status_code == 404
+    r = get(f"{live}/ogc/collections/roads/schema", f="xml")
+    assert r.status_code == 400 and "f must be" in r.json()["description"]
+    page = get(f"{live}/ogc/collections/roads/schema", f="html")
+    assert page.headers["content-type"].startswith("text/html") and "actual_cost" in page.text
+    assert "int64" in page.text
+    page = get(f"{live}/ogc/collections/roads/queryables", f="html")
+    assert page.headers["content-type"].startswith("text/html") and "completed_on" in page.text

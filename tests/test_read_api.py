@@ -26,7 +26,7 @@ def test_health_is_503_when_database_is_unreachable():
     with TestClient(app) as c:
         r = c.get("/api/health")
     assert r.status_code == 503
-    assert "unreachable" in r.json()["detail"]
+    assert "unreachable" in r.json()["message"]
 
 
 @pytest.mark.parametrize("name", SPATIAL)
@@ -60,7 +60,7 @@ def test_item_endpoint_returns_the_listed_item_and_404_for_unknown(client, name)
     assert one.json() == first
     missing = client.get(f"/api/{name}/999999999")
     assert missing.status_code == 404
-    assert "not found" in missing.json()["detail"]
+    assert "not found" in missing.json()["message"]
 
 
 def _first_coord(geometry):

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from pyproj import Geod
 from sqlalchemy import create_engine, text
 
-from geo_api.layers import ROAD_STATUSES
+from geo_api.vocabulary import ROAD_STATUSES
 from test_lifecycle import INLAND, World, migrated_database
 
 GEOD = Geod(ellps="WGS84")

@@ -195,7 +195,7 @@ def test_too_long_a_queue_is_refused(env, monkeypatch):
         ra = road(env)
         r = env["client"].post("/api/sync", headers=env["officer"], json={"items": [
             item(f"l-{i}", 8, ra, "progress", {"progress_pct": i}) for i in range(3)]})
-        assert r.status_code == 422 and "at most 2" in r.json()["detail"]
+        assert r.status_code == 422 and "at most 2" in r.json()["message"]
     finally:
         monkeypatch.undo()
         get_security_settings.cache_clear()

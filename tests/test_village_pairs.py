@@ -94,7 +94,7 @@ def refused(env, method: str, url: str, status: int, body=None, headers=None, re
     r = env["client"].request(method, url, json=body, headers=headers or {})
     assert r.status_code == status, r.text
     payload = r.json()
-    message = payload.get("detail") if isinstance(payload.get("detail"), str) else payload.get("message")
+    message = payload["message"]
     assert reason.lower() in message.lower(), message
     assert snapshot(env) == before
     return payload
@@ -153,7 +153,7 @@ def test_distance_refusal_states_the_distance(env):
     ids = env["villages"]
     payload = refused(env, "POST", "/api/village-pairs", 422,
                       {"vn_village_id": ids["VN1"], "foreign_village_id": ids["LAFAR"]}, reason="at most 30 km")
-    assert 45 < payload["context"]["distance_km"] < 55
+    assert 45 < payload["detail"]["distance_km"] < 55
 
 
 def test_the_pair_distance_is_configurable(env, monkeypatch):

@@ -102,7 +102,7 @@ def snapshot(engine) -> dict[str, tuple[int, str]]:
 
 def reason(r) -> str:
     body = r.json()
-    return body.get("message") or body["detail"]
+    return body["message"]
 
 
 def refused(api, engine, method, url, body=None, status=422, headers=None) -> str:

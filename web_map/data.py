@@ -27,6 +27,7 @@ from geo_api.layers import (
     MARKERS, POSTS, ROAD_STATUSES, ROADS, VILLAGE_PAIRS, VILLAGES, Layer, geometry_sql,
     last_completed_quarter_sql, pair_overdue_sql,
 )
+from geo_api.policy import Viewer
 
 DECIMALS = 5
 OUTLINES_FILE = DATA_DIR / "borders" / "countries_near_vn.geojson"
@@ -159,9 +160,10 @@ ROAD_FROM = """branch_road t JOIN border_post bp ON bp.id = t.post_id
     LEFT JOIN inauguration i ON i.id = ir.inauguration_id"""
 
 
-def road_features(conn: Connection, filters: dict[str, Any] | None = None, donors: str | None = "compact") -> dict:
+def road_features(conn: Connection, viewer: Viewer, filters: dict[str, Any] | None = None,
+                  donors: str | None = "compact") -> dict:
     where, params = road_conditions(filters or {})
-    return _fc(conn, f"SELECT t.id, {geometry_sql(ROADS)} AS geom, {road_props_sql(donors)} "
+    return _fc(conn, f"SELECT t.id, {geometry_sql(ROADS, viewer)} AS geom, {road_props_sql(donors)} "
                      f"AS props FROM {ROAD_FROM} WHERE {where}", params)
 
 
@@ -226,25 +228,25 @@ class Points:
         return len(self.rows)
 
 
-def _points(conn: Connection, layer: Layer, columns: dict[str, str], source: str,
+def _points(conn: Connection, layer: Layer, viewer: Viewer, columns: dict[str, str], source: str,
             params: dict | None = None) -> Points:
     cols = ", ".join(columns.values())
     body = conn.execute(text(f"""
         SELECT COALESCE(json_agg(json_build_array(round(ST_X(g)::numeric, {DECIMALS}),
             round(ST_Y(g)::numeric, {DECIMALS}), t.id, {cols}) ORDER BY t.id), '[]')::text
-        FROM (SELECT t.*, {geometry_sql(layer)} AS g FROM {source}) t
+        FROM (SELECT t.*, {geometry_sql(layer, viewer)} AS g FROM {source}) t
     """), params or {}).scalar_one()
     return Points(list(columns), json.loads(body))
 
 
-def marker_points(conn: Connection, post_id: int | None = None) -> Points:
+def marker_points(conn: Connection, viewer: Viewer, post_id: int | None = None) -> Points:
     where = "WHERE t.post_id = :post" if post_id else ""
-    return _points(conn, MARKERS, {"number": "t.number", "kind": "t.kind", "access": "t.access",
+    return _points(conn, MARKERS, viewer, {"number": "t.number", "kind": "t.kind", "access": "t.access",
                                    "post_id": "t.post_id"}, f"marker t {where}", {"post": post_id})
 
 
-def post_points(conn: Connection) -> Points:
-    return _points(conn, POSTS, {
+def post_points(conn: Connection, viewer: Viewer) -> Points:
+    return _points(conn, POSTS, viewer, {
         "code": "t.code", "name": "t.name", "province": "t.province", "district": "t.district",
         "roads": "(SELECT count(*) FROM branch_road r WHERE r.post_id = t.id)",
         "markers": "(SELECT count(*) FROM marker m WHERE m.post_id = t.id)"}, "border_post t")
@@ -295,11 +297,11 @@ def country_outlines() -> dict:
     return json.loads(json.dumps({"type": "FeatureCollection", "features": features}))
 
 
-def data_bounds(conn: Connection, post_id: int | None = None) -> list[list[float]]:
+def data_bounds(conn: Connection, viewer: Viewer, post_id: int | None = None) -> list[list[float]]:
     """[[south, west], [north, east]] of the markers (of one post), for the initial view."""
     where = "WHERE t.post_id = :post" if post_id else ""
     row = conn.execute(text(f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-                            f"(SELECT ST_Extent({geometry_sql(MARKERS)}) AS e FROM marker t {where}) x"),
+                            f"(SELECT ST_Extent({geometry_sql(MARKERS, viewer)}) AS e FROM marker t {where}) x"),
                        {"post": post_id}).one()
     if row[0] is None:
         return [[8.4, 102.1], [23.4, 109.5]]  # Viet Nam
@@ -339,11 +341,11 @@ def post_detail(conn: Connection, post_id: int) -> dict:
     return json.loads(row)
 
 
-def post_roads(conn: Connection, post_id: int) -> dict:
+def post_roads(conn: Connection, viewer: Viewer, post_id: int) -> dict:
     """The post's roads with what the status form needs: version and the next statuses
     (from the lifecycle rules; `inaugurated` is left out, it comes with a ceremony record)."""
     fc = _fc(conn, f"""
-        SELECT t.id, {geometry_sql(ROADS)} AS geom,
+        SELECT t.id, {geometry_sql(ROADS, viewer)} AS geom,
             ({road_props_sql(None)}::jsonb || jsonb_build_object('suspended_from',
                 CASE WHEN t.status = 'suspended' THEN
                     (SELECT e.from_status FROM road_event e WHERE e.road_id = t.id
@@ -373,12 +375,13 @@ def province_table(conn: Connection) -> list[dict]:
 # ----------------------------------------------------------------------------- villages
 
 
-def pair_features(conn: Connection, ref_date: str | None = None, pair_id: int | None = None) -> dict:
+def pair_features(conn: Connection, viewer: Viewer, ref_date: str | None = None,
+                  pair_id: int | None = None) -> dict:
     """Twinned pairs as lines across the border, with their last meeting and overdue flag."""
     ref = "CAST(:ref AS date)" if ref_date else "current_date"
     where = "WHERE t.id = :id" if pair_id else ""
     return _fc(conn, f"""
-        SELECT t.id, {geometry_sql(VILLAGE_PAIRS)} AS geom, json_build_object(
+        SELECT t.id, {geometry_sql(VILLAGE_PAIRS, viewer)} AS geom, json_build_object(
             'vn_village', vn.name, 'vn_province', vn.admin1, 'vn_district', vn.admin2,
             'foreign_village', fv.name, 'foreign_country', fv.country, 'foreign_admin1', fv.admin1,
             'post', bp.name, 'twinned_on', t.twinned_on,
@@ -396,8 +399,8 @@ def pair_features(conn: Connection, ref_date: str | None = None, pair_id: int | 
     """, {"ref": ref_date, "id": pair_id})
 
 
-def pair_popup(conn: Connection, pair_id: int) -> dict:
-    features = pair_features(conn, pair_id=pair_id)["features"]
+def pair_popup(conn: Connection, viewer: Viewer, pair_id: int) -> dict:
+    features = pair_features(conn, viewer, pair_id=pair_id)["features"]
     if not features:
         raise NotFound(f"village pair {pair_id} not found")
     return {"id": pair_id, **features[0]["properties"]}
@@ -406,9 +409,9 @@ def pair_popup(conn: Connection, pair_id: int) -> dict:
 PAIRED = "t.id IN (SELECT vn_village_id FROM village_pair UNION ALL SELECT foreign_village_id FROM village_pair)"
 
 
-def village_points(conn: Connection, paired: bool = False) -> Points:
+def village_points(conn: Connection, viewer: Viewer, paired: bool = False) -> Points:
     """Villages (only those in a twinned pair, with `paired`)."""
-    return _points(conn, VILLAGES, {"name": "t.name", "country": "t.country", "admin1": "t.admin1",
+    return _points(conn, VILLAGES, viewer, {"name": "t.name", "country": "t.country", "admin1": "t.admin1",
                                     "admin2": "t.admin2"}, f"village t {'WHERE ' + PAIRED if paired else ''}")
 
 

@@ -142,6 +142,14 @@ WORDS: dict[str, tuple[str, str]] = {
     "wrong_post": ("Tài khoản này thuộc đồn khác: chỉ xem được đường của đồn này.",
                    "This account belongs to another post: you can only view this post's roads."),
     "signing_in": ("Đang đăng nhập…", "Signing in…"),
+    "planner_sign_in_hint": ("Trang này dành cho cán bộ lập kế hoạch. Hãy đăng nhập bằng tài khoản "
+                             "lập kế hoạch để xem.", "This page is for planners. Sign in with a planner's account."),
+    "planner_only": ("Tài khoản của bạn không có quyền lập kế hoạch. Đăng nhập bằng tài khoản lập kế hoạch.",
+                     "Your account is not a planner's. Sign in with a planner's account."),
+    "wrong_credentials": ("Sai tên đăng nhập hoặc mật khẩu, hoặc tài khoản đã bị khóa.",
+                          "Wrong username or password, or the account is disabled."),
+    "too_many_attempts": ("Đăng nhập sai quá nhiều lần. Hãy thử lại sau ít phút.",
+                          "Too many failed attempts. Try again in a few minutes."),
     "post_roads": ("Đường nhánh của đồn", "Roads of this post"),
     "post_markers": ("Cột mốc do đồn phụ trách", "Markers this post is responsible for"),
     "update_status": ("Cập nhật trạng thái", "Update status"),
@@ -218,6 +226,7 @@ JS_KEYS = (
     "sending", "uploading", "saved", "error", "network_error", "stale", "no_next_status",
     "inaugurated_via", "history", "group", "officials", "km", "billion", "million", "total",
     "legend", "map_label", "sign_in_first", "session_expired", "wrong_post", "signing_in",
+    "wrong_credentials", "too_many_attempts",
 )
 
 

@@ -26,6 +26,7 @@ from folium.template import Template
 from folium.utilities import JsCode
 from markupsafe import escape
 
+from geo_api.policy import Viewer
 from web_map import data
 from web_map.config import MapSettings
 from web_map.i18n import Texts
@@ -160,10 +161,11 @@ def _tiles(layer: str, name: str, query: str = "", show: bool = True) -> Offline
     return OfflineVectorGrid(url, name=name, show=show, options=f"BR.tileOptions({json.dumps(layer)})")
 
 
-def donor_map(t: Texts, settings: MapSettings, conn, filters: dict, mode: str, query: str) -> tuple[folium.Map, dict]:
+def donor_map(t: Texts, settings: MapSettings, conn, viewer: Viewer, filters: dict, mode: str,
+              query: str) -> tuple[folium.Map, dict]:
     """Roads by status (+ markers clustered, posts, inaugurations); returns the map and what
     it drew (feature counts, for the page and the tests)."""
-    m, basemap = new_map(t, settings, data.data_bounds(conn))
+    m, basemap = new_map(t, settings, data.data_bounds(conn, viewer))
     add_border(m, t, data.border_lines(conn))
     layers: dict[str, object] = {}
     tile_layers: dict[str, object] = {}
@@ -173,16 +175,16 @@ def donor_map(t: Texts, settings: MapSettings, conn, filters: dict, mode: str, q
         tile_layers["posts"] = _tiles("posts", t("layer_posts"), show=False).add_to(m)
         tile_layers["roads"] = _tiles("roads", t("layer_roads"), query).add_to(m)
     else:
-        markers = data.marker_points(conn)
+        markers = data.marker_points(conn, viewer)
         cluster = OfflineMarkerCluster(name=t("layer_markers"), icon_create_function="BR.clusterIcon", options={
             "disableClusteringAtZoom": 13, "maxClusterRadius": 60, "chunkedLoading": True,
             "showCoverageOnHover": False, "spiderfyOnMaxZoom": False})
         cluster.add_to(m)
         CompactPoints(markers, "marker", t("layer_markers")).add_to(cluster)
         layers["markers"] = cluster
-        posts = data.post_points(conn)
+        posts = data.post_points(conn, viewer)
         layers["posts"] = CompactPoints(posts, "post", t("layer_posts"), show=False).add_to(m)
-        roads = data.road_features(conn, filters)
+        roads = data.road_features(conn, viewer, filters)
         layers["roads"] = _inline(roads, t("layer_roads"), "road", pane="roads").add_to(m)
         drawn.update(markers=len(markers), posts=len(posts), roads=len(roads["features"]))
     inaugurations = data.inauguration_features(conn)
@@ -192,8 +194,9 @@ def donor_map(t: Texts, settings: MapSettings, conn, filters: dict, mode: str, q
     return m, drawn
 
 
-def post_map(t: Texts, settings: MapSettings, conn, post: dict, markers: data.Points, roads: dict) -> folium.Map:
-    bounds = data.data_bounds(conn, post["id"]) if len(markers) else \
+def post_map(t: Texts, settings: MapSettings, conn, viewer: Viewer, post: dict, markers: data.Points,
+             roads: dict) -> folium.Map:
+    bounds = data.data_bounds(conn, viewer, post["id"]) if len(markers) else \
         [[post["lat"] - 0.05, post["lon"] - 0.05], [post["lat"] + 0.05, post["lon"] + 0.05]]
     m, basemap = new_map(t, settings, bounds)
     add_border(m, t, data.border_lines(conn))
@@ -210,8 +213,8 @@ def post_map(t: Texts, settings: MapSettings, conn, post: dict, markers: data.Po
     return m
 
 
-def planner_map(t: Texts, settings: MapSettings, conn, mode: str) -> tuple[folium.Map, dict]:
-    m, basemap = new_map(t, settings, data.data_bounds(conn))
+def planner_map(t: Texts, settings: MapSettings, conn, viewer: Viewer, mode: str) -> tuple[folium.Map, dict]:
+    m, basemap = new_map(t, settings, data.data_bounds(conn, viewer))
     add_border(m, t, data.border_lines(conn))
     layers: dict[str, object] = {}
     tile_layers: dict[str, object] = {}
@@ -220,8 +223,8 @@ def planner_map(t: Texts, settings: MapSettings, conn, mode: str) -> tuple[foliu
         tile_layers["markers"] = _tiles("markers", t("layer_markers")).add_to(m)
         tile_layers["roads"] = _tiles("roads", t("layer_roads")).add_to(m)
     else:
-        markers = data.marker_points(conn)
-        roads = data.road_features(conn, donors=None)
+        markers = data.marker_points(conn, viewer)
+        roads = data.road_features(conn, viewer, donors=None)
         layers["markers"] = CompactPoints(markers, "access", t("layer_markers")).add_to(m)
         layers["roads"] = _inline(roads, t("layer_roads"), "road", pane="roads").add_to(m)
         drawn.update(markers=len(markers), roads=len(roads["features"]))
@@ -229,12 +232,12 @@ def planner_map(t: Texts, settings: MapSettings, conn, mode: str) -> tuple[foliu
     return m, drawn
 
 
-def villages_map(t: Texts, settings: MapSettings, conn, mode: str) -> tuple[folium.Map, dict, dict]:
+def villages_map(t: Texts, settings: MapSettings, conn, viewer: Viewer, mode: str) -> tuple[folium.Map, dict, dict]:
     """Pairs joined by a line across the border (red when overdue). Returns the map, what it
     drew inline, and the pairs (for the list beside it)."""
-    m, basemap = new_map(t, settings, data.data_bounds(conn))
+    m, basemap = new_map(t, settings, data.data_bounds(conn, viewer))
     add_border(m, t, data.border_lines(conn))
-    pairs = data.pair_features(conn)
+    pairs = data.pair_features(conn, viewer)
     layers: dict[str, object] = {}
     tile_layers: dict[str, object] = {}
     if mode == "tiles":
@@ -242,7 +245,7 @@ def villages_map(t: Texts, settings: MapSettings, conn, mode: str) -> tuple[foli
         tile_layers["village-pairs"] = _tiles("village-pairs", t("layer_pairs")).add_to(m)
         drawn = {}
     else:
-        villages = data.village_points(conn, paired=True)
+        villages = data.village_points(conn, viewer, paired=True)
         layers["villages"] = CompactPoints(villages, "village", t("layer_villages")).add_to(m)
         layers["pairs"] = _inline(pairs, t("layer_pairs"), "pair").add_to(m)
         drawn = {"pairs": len(pairs["features"]), "villages": len(villages)}

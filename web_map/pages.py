@@ -25,8 +25,10 @@ from sqlalchemy import Connection, text
 from geo_api.auth import POST_TRANSITIONS
 from geo_api.domain import lifecycle
 from geo_api.domain.tiles import without_jit
+from geo_api.deps import ViewerDep
 from geo_api.errors import InvalidInput
-from geo_api.layers import ROAD_STATUSES
+from geo_api.policy import Viewer
+from geo_api.vocabulary import ROAD_STATUSES
 from web_map import charts, data, maps, static_files
 from web_map.config import MapSettings, get_map_settings
 from web_map.i18n import Texts
@@ -133,6 +135,14 @@ def render(request: Request, template: str, t: Texts, page: str, title: str, *,
     return page_response(request, html)
 
 
+def signin_page(request: Request, t: Texts, viewer: Viewer, title: str) -> Response:
+    """A page that needs a planner, asked by someone else: a sign-in form (401, or 403 for a
+    signed-in account of another role). Signing in sets the page session cookie."""
+    response = render(request, "signin.html", t, "planner", title, layout="text", signed_in=not viewer.anonymous)
+    response.status_code = 401 if viewer.anonymous else 403
+    return response
+
+
 def settings_for(request: Request) -> MapSettings:
     """The app's own map settings if it was given some (tests, benchmarks), else the environment's."""
     return getattr(request.app.state, "map_settings", None) or get_map_settings()
@@ -170,12 +180,12 @@ def _tile_query(filters: dict[str, Any]) -> str:
 
 
 @router.get("/")
-def donor_page(request: Request, conn: ConnDep, q: Annotated[DonorMapQuery, Query()]) -> Response:
+def donor_page(request: Request, conn: ConnDep, viewer: ViewerDep, q: Annotated[DonorMapQuery, Query()]) -> Response:
     t = Texts(q.lang)
     filters = q.filters()
     data.require_filter_targets(conn, filters)
     mode = resolve_mode(request, q.mode, data.counts(conn), "donor")
-    m, drawn = maps.donor_map(t, settings_for(request), conn, filters, mode, _tile_query(filters))
+    m, drawn = maps.donor_map(t, settings_for(request), conn, viewer, filters, mode, _tile_query(filters))
     return render(
         request, "donor.html", t, "donor", t("nav_donor"), map_parts=maps.render(m),
         js={"mode": mode, "drawn": drawn, "lookup": data.lookups(conn) if mode == "inline" else {}},
@@ -186,7 +196,7 @@ def donor_page(request: Request, conn: ConnDep, q: Annotated[DonorMapQuery, Quer
 
 
 @router.get("/post")
-def post_page(request: Request, conn: ConnDep, q: Annotated[PostPageQuery, Query()]) -> Response:
+def post_page(request: Request, conn: ConnDep, viewer: ViewerDep, q: Annotated[PostPageQuery, Query()]) -> Response:
     """A border post's markers and roads, and the form to move a road to its next status.
     Anyone may look; sending needs signing in (POST /api/auth/login, from the page). The
     post is chosen with `?post_id=`; a post officer who signs in on /post is sent to theirs."""
@@ -200,9 +210,9 @@ def post_page(request: Request, conn: ConnDep, q: Annotated[PostPageQuery, Query
     if post is None:
         return render(request, "post.html", t, "post", t("nav_post"), layout="text", posts=posts, post=None,
                       provinces=choices["provinces"], province=province, post_config=base_config)
-    markers = data.marker_points(conn, q.post_id)
-    roads = data.post_roads(conn, q.post_id)
-    m = maps.post_map(t, settings_for(request), conn, post, markers, roads)
+    markers = data.marker_points(conn, viewer, q.post_id)
+    roads = data.post_roads(conn, viewer, q.post_id)
+    m = maps.post_map(t, settings_for(request), conn, viewer, post, markers, roads)
     post_config = {
         **base_config,
         "roads": [{"id": f["id"], **{k: f["properties"][k] for k in (
@@ -218,10 +228,12 @@ def post_page(request: Request, conn: ConnDep, q: Annotated[PostPageQuery, Query
 
 
 @router.get("/planner")
-def planner_page(request: Request, conn: ConnDep, q: Annotated[MapQuery, Query()]) -> Response:
+def planner_page(request: Request, conn: ConnDep, viewer: ViewerDep, q: Annotated[MapQuery, Query()]) -> Response:
     t = Texts(q.lang)
+    if not viewer.is_planner:
+        return signin_page(request, t, viewer, t("nav_planner"))
     mode = resolve_mode(request, q.mode, data.counts(conn), "planner")
-    m, drawn = maps.planner_map(t, settings_for(request), conn, mode)
+    m, drawn = maps.planner_map(t, settings_for(request), conn, viewer, mode)
     provinces = sorted(data.province_table(conn), key=lambda r: sort_key(r["province"]))
     keys = [k for k in (provinces[0] if provinces else {}) if k != "province"]
     totals = {k: sum(float(r[k] or 0) for r in provinces) for k in keys}
@@ -236,10 +248,10 @@ def planner_page(request: Request, conn: ConnDep, q: Annotated[MapQuery, Query()
 
 
 @router.get("/villages")
-def villages_page(request: Request, conn: ConnDep, q: Annotated[MapQuery, Query()]) -> Response:
+def villages_page(request: Request, conn: ConnDep, viewer: ViewerDep, q: Annotated[MapQuery, Query()]) -> Response:
     t = Texts(q.lang)
     mode = resolve_mode(request, q.mode, data.counts(conn), "villages")
-    m, drawn, pairs = maps.villages_map(t, settings_for(request), conn, mode)
+    m, drawn, pairs = maps.villages_map(t, settings_for(request), conn, viewer, mode)
     features = sorted(pairs["features"], key=lambda f: (not f["properties"]["overdue"],
                                                         f["properties"]["vn_province"], f["id"]))
     due = features[0]["properties"]["due_quarter"] if features else None
@@ -287,11 +299,13 @@ def road_popup(conn: ConnDep, road_id: Annotated[int, Path(ge=1, le=2**31 - 1)])
 
 
 @router.get("/map/village-pairs/{pair_id}.json")
-def pair_popup(conn: ConnDep, pair_id: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> dict:
+def pair_popup(conn: ConnDep, viewer: ViewerDep, pair_id: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> dict:
     """What a twinned pair's popup shows (maps drawn from vector tiles fetch it on click)."""
-    return data.pair_popup(conn, pair_id)
+    return data.pair_popup(conn, viewer, pair_id)
 
 
 @router.get("/static/{path:path}")
-def static(request: Request, path: str) -> Response:
+def static(request: Request, path: str,
+           v: Annotated[str | None, Query(max_length=64, description="content hash (cache-busting)")] = None,
+           ) -> Response:
     return static_files.serve(request, path)

@@ -13,18 +13,20 @@ import json
 from typing import Annotated, Literal
 
 import folium
-from fastapi import APIRouter, Query
 from branca.element import MacroElement
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from folium.template import Template
 from markupsafe import escape
 from pydantic import ValidationError
 from sqlalchemy import Connection, text
 
-from geo_api.deps import ConnDep
+from geo_api.deps import ConnDep, ViewerDep
 from geo_api.domain import planner
 from geo_api.errors import DomainError, status_for
 from geo_api.schemas.planner import PlanCreate
+from web_map.i18n import Texts
+from web_map.pages import signin_page
 
 router = APIRouter(tags=["pages"])
 
@@ -273,13 +275,20 @@ def page(m: folium.Map, panel: str, lang: str) -> str:
 
 
 @router.get("/planner/plan", response_class=HTMLResponse,
-            summary="Planner map: candidates, the optimal and greedy sets, and each marker's reasons")
-def plan_page(conn: ConnDep,
+            summary="Planner map: candidates, the optimal and greedy sets, and each marker's reasons",
+            responses={s: {"content": {"text/html": {}}, "description": d} for s, d in (  # the page, with its reason
+                (401, "sign in (a planner or admin)"), (403, "not a planner or admin account"),
+                (404, "a must-include marker that does not exist"), (412, "no road network loaded"),
+                (422, "a bad budget, province or marker list"))})
+def plan_page(request: Request, conn: ConnDep, viewer: ViewerDep,
               budget: Annotated[str | None, Query(max_length=40)] = None,
               province: Annotated[str | None, Query(max_length=100)] = None,
               must_include: Annotated[str | None, Query(max_length=2000)] = None,
               min_distance_m: Annotated[str | None, Query(max_length=20)] = None,
               lang: Literal["vi", "en"] = "vi") -> HTMLResponse:
+    if not viewer.is_planner:
+        t = Texts(lang)
+        return signin_page(request, t, viewer, t("nav_planner"))
     q = {"budget": budget or str(DEFAULT_BUDGET), "province": province or "", "must_include": must_include or "",
          "lang": lang}
     provinces = [r[0] for r in conn.execute(text("SELECT DISTINCT province FROM marker ORDER BY 1"))]

@@ -461,3 +461,58 @@ def set_as_built_from_gpx(
         "ev": json.dumps({"as_built_from_gpx": attachment_id, "points": len(line.coords)}),
     })
     audit(conn, actor, "as_built_from_gpx", "branch_road", road_id, road["_json"])
+
+
+# ---------------------------------------------------------------------------- public copies
+
+
+def without_metadata(data: bytes, content_type: str) -> bytes:
+    """A photo without its embedded metadata (EXIF, where phones write the GPS position,
+    and XMP), the picture bytes untouched: JPEG APP1 segments, PNG eXIf/tEXt/iTXt/zTXt
+    chunks and WebP EXIF/XMP chunks are dropped. Other types come back as they are."""
+    if content_type == "image/jpeg" and data[:2] == b"\xff\xd8":
+        return _jpeg_without_app1(data)
+    if content_type == "image/png" and data[:8] == b"\x89PNG\r\n\x1a\n":
+        return _png_without(data, {b"eXIf", b"tEXt", b"iTXt", b"zTXt"})
+    if content_type == "image/webp" and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return _webp_without(data, {b"EXIF", b"XMP "})
+    return data
+
+
+def _jpeg_without_app1(data: bytes) -> bytes:
+    out, i = bytearray(data[:2]), 2
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xDA:  # start of scan: the picture itself follows
+            break
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if marker != 0xE1:  # APP1: EXIF or XMP
+            out += data[i:i + 2 + length]
+        i += 2 + length
+    return bytes(out + data[i:])
+
+
+def _png_without(data: bytes, dropped: set[bytes]) -> bytes:
+    out, i = bytearray(data[:8]), 8
+    while i + 12 <= len(data):
+        length = int.from_bytes(data[i:i + 4], "big")
+        kind = data[i + 4:i + 8]
+        end = i + 12 + length
+        if kind not in dropped:
+            out += data[i:end]
+        i = end
+    return bytes(out)
+
+
+def _webp_without(data: bytes, dropped: set[bytes]) -> bytes:
+    body, i = bytearray(), 12
+    while i + 8 <= len(data):
+        kind, size = data[i:i + 4], int.from_bytes(data[i + 4:i + 8], "little")
+        end = i + 8 + size + (size & 1)
+        if kind not in dropped:
+            chunk = bytearray(data[i:end])
+            if kind == b"VP8X":  # its flags must no longer announce EXIF (0x08) or XMP (0x04)
+                chunk[8] &= ~0x0C & 0xFF
+            body += chunk
+        i = end
+    return b"RIFF" + (len(body) + 4).to_bytes(4, "little") + b"WEBP" + bytes(body)

@@ -27,13 +27,14 @@ from jinja2 import Environment
 from shapely.geometry import box, shape
 from sqlalchemy import Connection, text
 
+from geo_api.vocabulary import FUNDING_KINDS, ROAD_STATUSES
 from geo_api import DATA_DIR, layers
 from geo_api.domain.geometry import country_outlines
 from geo_api.errors import NotFound
+from geo_api.policy import Viewer
 
-KINDS = ("pledge", "commitment", "disbursement", "expenditure")
-STATUSES = ("proposed", "surveyed", "funded", "under_construction", "completed", "inaugurated",
-            "suspended", "cancelled")
+KINDS = FUNDING_KINDS
+STATUSES = ROAD_STATUSES
 STATUS_COLOURS = {
     "proposed": "#9e9e9e", "surveyed": "#8d6e63", "funded": "#f9a825", "under_construction": "#ef6c00",
     "completed": "#2e7d32", "inaugurated": "#1565c0", "suspended": "#6a1b9a", "cancelled": "#c62828",
@@ -198,20 +199,22 @@ def _plot(ax, geom, **style) -> None:
             _plot(ax, g, **style)
 
 
-def map_png(conn: Connection, donor_ids: list[int], lang: str = "vi") -> bytes | None:
-    """A PNG map of the roads funded by `donor_ids`, their markers and ceremonies."""
+def map_png(conn: Connection, donor_ids: list[int], viewer: Viewer, lang: str = "vi") -> bytes | None:
+    """A PNG map of the roads funded by `donor_ids`, their markers and ceremonies, as
+    `viewer` may see them (geo_api.policy)."""
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    rows = conn.execute(text("""
-        SELECT DISTINCT r.id, r.code, r.status::text AS status,
-               ST_AsBinary(COALESCE(r.as_built_geom, r.geom)) AS line
-        FROM branch_road r JOIN funding_tx f ON f.road_id = r.id WHERE f.donor_id = ANY(:ids)
+    road_geom = layers.geometry_sql(layers.ROADS, viewer).replace("t.", "r.")
+    rows = conn.execute(text(f"""
+        SELECT DISTINCT r.id, r.code, r.status::text AS status, ST_AsBinary({road_geom}) AS line
+        FROM branch_road r JOIN funding_tx f ON f.road_id = r.id
+        WHERE f.donor_id = ANY(:ids) AND {road_geom} IS NOT NULL
     """), {"ids": donor_ids}).all()
     if not rows:
         return None
     road_ids = [r.id for r in rows]
-    seen = layers.geometry_sql(layers.MARKERS).replace("t.geom", "m.geom")  # private for anonymous readers
+    seen = layers.geometry_sql(layers.MARKERS, viewer).replace("t.geom", "m.geom")
     markers = conn.execute(text(f"""
         SELECT DISTINCT m.number, ST_X({seen}) AS x, ST_Y({seen}) AS y FROM road_marker rm
         JOIN marker m ON m.id = rm.marker_id WHERE rm.road_id = ANY(:rids)"""), {"rids": road_ids}).all()
@@ -378,7 +381,8 @@ def render_html(data: dict[str, Any], map_png_bytes: bytes | None, lang: str = "
     )
 
 
-def report_html(conn: Connection, donor_id: int, lang: str = "vi", store_root: Path | None = None) -> str:
+def report_html(conn: Connection, donor_id: int, viewer: Viewer, lang: str = "vi",
+                store_root: Path | None = None) -> str:
     """The whole printable report of one donor or group."""
     data = report_data(conn, donor_id, store_root)
-    return render_html(data, map_png(conn, data["donor_ids"], lang), lang)
+    return render_html(data, map_png(conn, data["donor_ids"], viewer, lang), lang)

@@ -29,13 +29,14 @@ from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import Connection, text
 
+from geo_api.vocabulary import ACTIVE_ROAD_STATUSES
 from geo_api.domain.geometry import fmt_distance, get_geometry_settings, parse_geometry, to_wkb
 from geo_api.domain.resources import audit
 from geo_api.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from geo_api.schemas.ledger import fmt_vnd
 from geo_api.schemas.lifecycle import ProgressCreate, TransitionCreate
 
-ACTIVE = ("proposed", "surveyed", "funded", "under_construction", "completed")
+ACTIVE = ACTIVE_ROAD_STATUSES
 FINAL = ("inaugurated", "cancelled")
 
 # Forward chain: the status each forward status needs the road to be in.

@@ -31,6 +31,7 @@ from sqlalchemy import Connection, text
 
 from geo_api import layers
 from geo_api.errors import InvalidInput, NotFound
+from geo_api.policy import Viewer
 
 ID_PREFIX = "oc4ids-vnbrt-"
 VERSION = "0.9"
@@ -94,7 +95,8 @@ SELECT json_strip_nulls(json_build_object(
   'locations', (SELECT json_agg(l.doc ORDER BY l.ord, l.lid) FROM (
       SELECT 0 AS ord, '' AS lid, json_build_object(
           'id', 'road', 'description', concat_ws(', ', t.commune, t.district, t.province),
-          'geometry', ST_AsGeoJSON(COALESCE(t.as_built_geom, t.geom), 7)::json) AS doc
+          'geometry', ST_AsGeoJSON({{road_geom}}, 7)::json) AS doc
+      WHERE {{road_geom}} IS NOT NULL
       UNION ALL
       SELECT 1, m.number, json_build_object('id', 'marker-' || m.number,
           'description', 'Cột mốc ' || m.number || ' (' || s.code || ')',
@@ -192,10 +194,12 @@ SELECT json_build_object(
 """
 
 
-def _project_sql(selected: str) -> str:
-    """PROJECT_SQL over the `selected` roads, marker positions as this caller may see them."""
-    marker_geom = layers.geometry_sql(layers.MARKERS).replace("t.geom", "m.geom")
-    return PROJECT_SQL.replace("{selected}", selected).replace("{marker_geom}", marker_geom)
+def _project_sql(selected: str, viewer: Viewer) -> str:
+    """PROJECT_SQL over the `selected` roads, roads and markers as `viewer` may see them."""
+    marker_geom = layers.geometry_sql(layers.MARKERS, viewer).replace("t.geom", "m.geom")
+    road_geom = layers.geometry_sql(layers.ROADS, viewer)
+    return (PROJECT_SQL.replace("{selected}", selected).replace("{marker_geom}", marker_geom)
+            .replace("{road_geom}", road_geom))
 
 
 def parse_filters(filters: Mapping[str, str]):
@@ -212,11 +216,11 @@ def parse_filters(filters: Mapping[str, str]):
                                      for e in exc.errors())) from None
 
 
-def package(conn: Connection, filters: Mapping[str, str], uri: str) -> str:
+def package(conn: Connection, filters: Mapping[str, str], uri: str, viewer: Viewer) -> str:
     """The project package (JSON text) of the branch roads matching `filters`."""
     query = parse_filters(filters)
-    selected, params = layers.matching(layers.ROADS, query)
-    projects = _project_sql(selected)
+    selected, params = layers.matching(layers.ROADS, query, viewer)
+    projects = _project_sql(selected, viewer)
     body, n = conn.execute(text(PACKAGE_SQL.format(projects=projects)), {
         **params, "prefix": ID_PREFIX, "uri": uri, "version": VERSION, "publisher": PUBLISHER,
     }).one()
@@ -225,10 +229,11 @@ def package(conn: Connection, filters: Mapping[str, str], uri: str) -> str:
     return body
 
 
-def project(conn: Connection, road_code: str) -> dict[str, Any]:
+def project(conn: Connection, road_code: str, viewer: Viewer) -> dict[str, Any]:
     """One road's project (for tests and reports)."""
-    selected, params = layers.matching(layers.ROADS, layers.query_model(layers.ROADS)(), ("t.code = :code",))
-    row = conn.execute(text(_project_sql(selected)),
+    selected, params = layers.matching(layers.ROADS, layers.query_model(layers.ROADS)(), viewer,
+                                       ("t.code = :code",))
+    row = conn.execute(text(_project_sql(selected, viewer)),
                        {**params, "code": road_code, "prefix": ID_PREFIX}).first()
     if row is None:
         raise NotFound(f"branch road {road_code!r} not found")

@@ -12,6 +12,11 @@ intersects it), `datetime` (an instant or an interval, open ends as `..`, on the
 date property named in its collection description), and the layer's own filters (the same
 names and values as `/api/{layer}`) as property filters. Anything else is a 400, as the
 standard asks.
+
+Part 3 queryables (`/collections/{id}/queryables`: the filters and the date property, each
+also a query parameter) and Part 5 schemas (`/collections/{id}/schema`, and the same as a
+GML application schema, `schema.xsd`, for GDAL) are built from the catalogue's typed
+properties.
 """
 
 from __future__ import annotations
@@ -22,14 +27,16 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
+from xml.sax.saxutils import escape as xml_escape
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, Engine, text
 
-from geo_api import db, layers
+from geo_api import db, layers, policy
 from geo_api.errors import InvalidInput, NotFound
 from geo_api.layers import Layer
+from geo_api.policy import Viewer
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 10_000
@@ -42,43 +49,51 @@ OPENAPI = "application/vnd.oai.openapi+json;version=3.1"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 TRS = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
 
+SCHEMA_JSON = "application/schema+json"
+XML = "application/xml"
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+REL_QUERYABLES = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+REL_SCHEMA = "http://www.opengis.net/def/rel/ogc/1.0/schema"
+
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
+    # Part 3: /queryables, each simple queryable usable as a query parameter of /items
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    # Part 5: /schema, with the id, primary-geometry and primary-instant roles
+    "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/schemas",
+    "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/core-roles-features",
 ]
 
 # The spatial layers, in the order of layers.LAYERS.
 COLLECTIONS: dict[str, Layer] = {layer.name: layer for layer in layers.LAYERS if layer.spatial}
 
-DESCRIPTIONS = {
-    "border-segments": "Viet Nam's land borders (VN-CN, VN-LA, VN-KH) as lines, from OpenStreetMap.",
-    "markers": "National boundary markers (cột mốc quốc giới); demo positions are generated "
-               "along the border line, not official coordinates.",
-    "posts": "Border-guard posts (đồn biên phòng).",
-    "roads": "Concrete branch roads (đường nhánh) to border markers; the as-built line when "
-             "recorded, else the planned line.",
-    "villages": "Villages on both sides of the border.",
-    "village-pairs": "Twinned village pairs (cặp bản kết nghĩa) as a line between the two villages.",
-    "inaugurations": "Inauguration ceremonies (lễ khánh thành) of branch roads; some have no location.",
-}
+TEMPORAL = [name for name, layer in COLLECTIONS.items() if layer.temporal]
 
-# The date property that `datetime` filters on, per collection (SQL expression, property name).
-TEMPORAL: dict[str, tuple[str, str]] = {
-    "markers": ("t.last_inspected_on", "last_inspected_on"),
-    "roads": ("t.completed_on", "completed_on"),
-    "village-pairs": ("t.twinned_on", "twinned_on"),
-    "inaugurations": ("t.held_on", "held_on"),
-}
+
+def temporal_sql(layer: Layer) -> str | None:
+    """SQL of the date property that `datetime` filters on (None: the layer has none)."""
+    return layer.sql(layer.temporal) if layer.temporal else None
+
 
 COMMON_PARAMS = ("limit", "offset", "bbox", "datetime", "f")
 
 
-def get_collection(collection_id: str) -> Layer:
+def readable(layer: Layer, viewer: Viewer) -> bool:
+    """Whether `viewer` may read the collection at all (geo_api.policy: deny by default)."""
+    return not viewer.anonymous or layer.anonymous is not None
+
+
+def get_collection(collection_id: str, viewer: Viewer) -> Layer:
+    """The collection, when `viewer` may read it (else 401, as geo_api.policy says)."""
     try:
-        return COLLECTIONS[collection_id]
+        layer = COLLECTIONS[collection_id]
     except KeyError:
         raise NotFound(f"no collection {collection_id!r}; collections: {', '.join(COLLECTIONS)}") from None
+    policy.rule(layer, viewer)
+    return layer
 
 
 # ---------------------------------------------------------------------------- documents
@@ -112,26 +127,26 @@ def conformance() -> dict[str, list[str]]:
     return {"conformsTo": CONFORMANCE}
 
 
-def _extent_sql(layer: Layer) -> str:
-    temporal = TEMPORAL.get(layer.name, ("NULL::date", ""))[0]
+def _extent_sql(layer: Layer, viewer: Viewer) -> str:
+    temporal = temporal_sql(layer) or "NULL::date"
     return f"""
         SELECT CAST(:name_{layer.table} AS text) AS name,
                ST_XMin(e) AS x1, ST_YMin(e) AS y1, ST_XMax(e) AS x2, ST_YMax(e) AS y2, d1, d2
-        FROM (SELECT ST_Extent({layers.geometry_sql(layer)}) AS e, min({temporal}) AS d1, max({temporal}) AS d2
+        FROM (SELECT ST_Extent({layers.geometry_sql(layer, viewer)}) AS e, min({temporal}) AS d1, max({temporal}) AS d2
               FROM {layer.table} t {layer.joins}) x
     """
 
 
-def extents(conn: Connection, names: Sequence[str]) -> dict[str, Any]:
+def extents(conn: Connection, names: Sequence[str], viewer: Viewer) -> dict[str, Any]:
     """Bounding box and date range of each named collection, in one statement."""
-    sql = " UNION ALL ".join(_extent_sql(COLLECTIONS[n]) for n in names)
+    sql = " UNION ALL ".join(_extent_sql(COLLECTIONS[n], viewer) for n in names)
     rows = conn.execute(text(sql), {f"name_{COLLECTIONS[n].table}": n for n in names}).all()
     return {r.name: r for r in rows}
 
 
 def collection_doc(layer: Layer, extent: Any, base: str) -> dict[str, Any]:
     href = f"{base}/collections/{layer.name}"
-    description = DESCRIPTIONS.get(layer.name, layer.title)
+    description = layer.description or layer.title
     filters = ", ".join(layer.filters)
     if filters:
         description += f" Property filters: {filters}."
@@ -147,14 +162,15 @@ def collection_doc(layer: Layer, extent: Any, base: str) -> dict[str, Any]:
             link(f"{href}?f=html", "alternate", HTML, "this collection as HTML"),
             link(f"{href}/items", "items", GEOJSON, f"{layer.title}s as GeoJSON"),
             link(f"{href}/items?f=html", "items", HTML, f"{layer.title}s as HTML"),
+            *schema_links(href),
         ],
     }
     ext: dict[str, Any] = {}
     if extent is not None and extent.x1 is not None:
         ext["spatial"] = {"bbox": [[round(extent.x1, 7), round(extent.y1, 7),
                                     round(extent.x2, 7), round(extent.y2, 7)]], "crs": CRS84}
-    if layer.name in TEMPORAL:
-        doc["description"] += f" datetime filters on {TEMPORAL[layer.name][1]}."
+    if layer.temporal:
+        doc["description"] += f" datetime filters on {layer.temporal}."
         interval = [f"{d.isoformat()}T00:00:00Z" if d else None
                     for d in ((extent.d1, extent.d2) if extent is not None else (None, None))]
         ext["temporal"] = {"interval": [interval], "trs": TRS}
@@ -163,19 +179,186 @@ def collection_doc(layer: Layer, extent: Any, base: str) -> dict[str, Any]:
     return doc
 
 
-def collections(conn: Connection, base: str) -> dict[str, Any]:
-    ext = extents(conn, list(COLLECTIONS))
+def collections(conn: Connection, base: str, viewer: Viewer) -> dict[str, Any]:
+    ext = extents(conn, [n for n, layer in COLLECTIONS.items() if readable(layer, viewer)], viewer)
     return {
         "links": [
             link(f"{base}/collections", "self", JSON, "this document"),
             link(f"{base}/collections?f=html", "alternate", HTML, "this document as HTML"),
         ],
-        "collections": [collection_doc(layer, ext.get(name), base) for name, layer in COLLECTIONS.items()],
+        "collections": [collection_doc(layer, ext.get(name), base) for name, layer in COLLECTIONS.items()
+                        if readable(layer, viewer)],
     }
 
 
-def collection(conn: Connection, layer: Layer, base: str) -> dict[str, Any]:
-    return collection_doc(layer, extents(conn, [layer.name]).get(layer.name), base)
+def collection(conn: Connection, layer: Layer, base: str, viewer: Viewer) -> dict[str, Any]:
+    return collection_doc(layer, extents(conn, [layer.name], viewer).get(layer.name), base)
+
+
+# ---------------------------------------------------------------------------- queryables, schemas
+# Built from the catalogue's typed properties (layers.Prop), never from a list of their own.
+
+# Catalogue type -> JSON Schema (money is whole VND: a 64-bit integer, never a float).
+JSON_TYPES: dict[str, dict[str, str]] = {
+    layers.STRING: {"type": "string"},
+    layers.INTEGER: {"type": "integer"},
+    layers.MONEY: {"type": "integer", "format": "int64"},
+    layers.NUMBER: {"type": "number"},
+    layers.BOOLEAN: {"type": "boolean"},
+    layers.DATE: {"type": "string", "format": "date"},
+    layers.ARRAY: {"type": "array"},
+    layers.OBJECT: {"type": "object"},
+}
+
+# Catalogue type -> XML Schema type of a GML application schema (what GDAL reads, see
+# `schema_links`); arrays of scalars repeat their element, other arrays are JSON text.
+XSD_TYPES: dict[str, str] = {
+    layers.STRING: "xs:string", layers.INTEGER: "xs:int", layers.MONEY: "xs:long",
+    layers.NUMBER: "xs:double", layers.BOOLEAN: "xs:boolean", layers.DATE: "xs:date",
+    layers.ARRAY: "xs:string", layers.OBJECT: "xs:string",
+}
+SIMPLE = (layers.STRING, layers.INTEGER, layers.MONEY, layers.NUMBER, layers.BOOLEAN, layers.DATE)
+
+
+def schema_links(href: str) -> list[dict[str, str]]:
+    """Links from a collection to its queryables and schemas.
+
+    GDAL's OAPIF driver types its fields from a `describedby` link of the collection: a GML
+    application schema (application/xml) if there is one, else a JSON Schema shaped like a
+    GeoJSON feature (not Part 5's), whose integers it takes as 32-bit whatever their format
+    (GDAL 3.6 to 3.12). So money needs the XSD (xs:long -> Integer64, xs:date -> Date).
+    GDAL 3.6 matches the relation as "describedBy" only; relation types are case-insensitive
+    (RFC 8288), so that spelling is the same relation for everyone else. QGIS 3.44+ reads the
+    Part 5 schema (`REL_SCHEMA`)."""
+    return [
+        link(f"{href}/queryables", REL_QUERYABLES, SCHEMA_JSON, "queryable properties (JSON Schema)"),
+        link(f"{href}/schema", REL_SCHEMA, SCHEMA_JSON, "schema of the features (JSON Schema)"),
+        link(f"{href}/schema", "describedby", SCHEMA_JSON, "schema of the features (JSON Schema)"),
+        link(f"{href}/schema.xsd", "describedBy", XML, "schema of the features (GML application schema)"),
+    ]
+
+
+def prop_schema(prop: layers.Prop) -> dict[str, Any]:
+    """JSON Schema of one catalogue property."""
+    out: dict[str, Any] = dict(JSON_TYPES[prop.type])
+    if prop.type == layers.ARRAY and prop.items:
+        out["items"] = dict(JSON_TYPES[prop.items])
+    if prop.enum:
+        out["enum"] = list(prop.enum)
+    if prop.description:
+        out["description"] = prop.description
+    return out
+
+
+def geometry_type(layer: Layer, viewer: Viewer) -> str | None:
+    """GeoJSON type of the geometry `viewer` sees; None (any type) where the read policy
+    shows another geometry (a road cut back near markers may come in several parts)."""
+    rule = policy.rule(layer, viewer)
+    return None if rule is not None and rule.geometry else layer.geometry_type
+
+
+def _geometry_schema(layer: Layer, viewer: Viewer) -> dict[str, Any]:
+    kind = geometry_type(layer, viewer) or "any"
+    return {"x-ogc-role": "primary-geometry", "format": f"geometry-{kind.lower()}"}
+
+
+def _schema_doc(layer: Layer, url: str, title: str, properties: dict[str, Any]) -> dict[str, Any]:
+    doc: dict[str, Any] = {"$schema": JSON_SCHEMA_DIALECT, "$id": url, "type": "object", "title": title}
+    if layer.description:
+        doc["description"] = layer.description
+    doc["properties"] = properties
+    return doc
+
+
+def feature_schema(layer: Layer, base: str, viewer: Viewer) -> dict[str, Any]:
+    """Part 5: the JSON Schema of a feature of the collection (id, geometry, properties)."""
+    props: dict[str, Any] = {
+        "id": {"x-ogc-role": "id", "type": "integer", "readOnly": True,
+               "description": f"id of the {layer.title}: /items/{{id}}"},
+        "geometry": _geometry_schema(layer, viewer),
+    }
+    for name, prop in layer.properties.items():
+        props[name] = prop_schema(prop)
+        if name == layer.temporal:
+            props[name]["x-ogc-role"] = "primary-instant"
+    for seq, schema in enumerate(props.values(), start=1):
+        schema["x-ogc-propertySeq"] = seq
+    url = f"{base}/collections/{layer.name}/schema"
+    return _schema_doc(layer, url, f"{layer.title[0].upper()}{layer.title[1:]}s", props)
+
+
+def filter_schema(layer: Layer, name: str, flt: layers.Filter) -> dict[str, Any]:
+    """JSON Schema of a filter's value: its property's when it filters one, else its kind's."""
+    prop = layer.properties.get(name)
+    if prop is not None and prop.type in SIMPLE:
+        out = prop_schema(prop)
+    elif flt.many:
+        out = {"type": "string", "enum": list(flt.kind)}
+    elif flt.kind is bool:
+        out = {"type": "boolean"}
+    elif flt.kind is int:
+        out = {"type": "integer"}
+    elif get_args(flt.kind):  # Literal[...]
+        out = {"type": "string", "enum": list(get_args(flt.kind))}
+    else:
+        out = {"type": "string"}
+    if flt.description:
+        out["description"] = flt.description
+    return out
+
+
+def temporal_param(layer: Layer) -> tuple[str, ...]:
+    """The layer's date property as an /items query parameter (a Part 3 queryable)."""
+    return (layer.temporal,) if layer.temporal and layer.temporal not in layer.filters else ()
+
+
+def queryables(layer: Layer, base: str, viewer: Viewer) -> dict[str, Any]:
+    """Part 3: what /items filters on. Each simple queryable is a query parameter of the
+    same name: the layer's filters and its date property; the geometry is queried by bbox."""
+    props = {name: filter_schema(layer, name, flt) for name, flt in layer.filters.items()}
+    for name in temporal_param(layer):
+        props[name] = {**prop_schema(layer.properties[name]), "x-ogc-role": "primary-instant"}
+        props[name]["description"] = f"{name}: one day, e.g. 2022-11-16 (intervals: datetime)"
+    props["geometry"] = {**_geometry_schema(layer, viewer), "description": "queried with bbox"}
+    doc = _schema_doc(layer, f"{base}/collections/{layer.name}/queryables",
+                      f"Queryables of {layer.title}s", props)
+    doc["additionalProperties"] = False
+    return doc
+
+
+def gml_schema(layer: Layer, base: str, viewer: Viewer) -> str:
+    """The same schema as a GML 3.2 application schema (XSD), for GDAL: one feature type,
+    its geometry and its properties in catalogue order."""
+    name, ns = layer.name, f"{base}/collections/{layer.name}"
+    geom = geometry_type(layer, viewer) or "Geometry"
+    rows = [f'<xs:element name="geometry" type="gml:{geom}PropertyType" minOccurs="0"/>']
+    for prop_name, prop in layer.properties.items():
+        scalar_list = prop.type == layers.ARRAY and prop.items in SIMPLE
+        xsd = XSD_TYPES[prop.items if scalar_list else prop.type]
+        many = ' maxOccurs="unbounded"' if scalar_list else ""
+        doc = (f"<xs:annotation><xs:documentation>{xml_escape(prop.description)}</xs:documentation>"
+               f"</xs:annotation>" if prop.description else "")
+        rows.append(f'<xs:element name="{prop_name}" type="{xsd}" minOccurs="0"{many}>{doc}</xs:element>'
+                    if doc else f'<xs:element name="{prop_name}" type="{xsd}" minOccurs="0"{many}/>')
+    body = "\n        ".join(rows)
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:gml="http://www.opengis.net/gml/3.2"
+    xmlns:t="{xml_escape(ns)}" targetNamespace="{xml_escape(ns)}"
+    elementFormDefault="qualified" version="1.0">
+  <xs:import namespace="http://www.opengis.net/gml/3.2"
+      schemaLocation="http://schemas.opengis.net/gml/3.2.1/gml.xsd"/>
+  <xs:element name="{name}" type="t:{name}Type" substitutionGroup="gml:AbstractFeature"/>
+  <xs:complexType name="{name}Type">
+    <xs:complexContent>
+      <xs:extension base="gml:AbstractFeatureType">
+        <xs:sequence>
+        {body}
+        </xs:sequence>
+      </xs:extension>
+    </xs:complexContent>
+  </xs:complexType>
+</xs:schema>
+"""
 
 
 # ---------------------------------------------------------------------------- items query
@@ -188,6 +371,7 @@ class ItemsQuery:
     bbox: tuple[float, float, float, float] | None
     dates: tuple[dt.date | None, dt.date | None] | None
     filters: BaseModel  # the layer's /api query model, holding the property filters
+    viewer: Viewer
 
 
 def _int(name: str, value: str, minimum: int) -> int:
@@ -259,9 +443,9 @@ def _validation_message(exc: ValidationError) -> str:
     return "; ".join(reasons)
 
 
-def parse_items_query(layer: Layer, params: Sequence[tuple[str, str]]) -> ItemsQuery:
+def parse_items_query(layer: Layer, params: Sequence[tuple[str, str]], viewer: Viewer) -> ItemsQuery:
     """Validate the query string of /collections/{id}/items; raises InvalidInput."""
-    allowed = (*COMMON_PARAMS, *layer.filters)
+    allowed = (*COMMON_PARAMS, *layer.filters, *temporal_param(layer))
     seen: dict[str, str] = {}
     for key, value in params:
         if key not in allowed:
@@ -279,33 +463,38 @@ def parse_items_query(layer: Layer, params: Sequence[tuple[str, str]]) -> ItemsQ
     bbox = parse_bbox(seen["bbox"]) if "bbox" in seen else None
     dates = None
     if "datetime" in seen:
-        if layer.name not in TEMPORAL:
+        if not layer.temporal:
             raise InvalidInput(
                 f"datetime: collection {layer.name} has no dates; collections with dates: "
                 f"{', '.join(TEMPORAL)}", field="datetime",
             )
         dates = parse_datetime(seen["datetime"])
+    for name in temporal_param(layer):  # the date queryable: that day, within any datetime
+        if name in seen:
+            try:
+                day = dt.date.fromisoformat(seen[name])
+            except ValueError:
+                raise InvalidInput(f"{name} must be a date, e.g. 2022-11-16, got {seen[name]!r}",
+                                   field=name) from None
+            start, end = dates or (None, None)
+            dates = (max(day, start or day), min(day, end or day))
     try:
         filters = layers.query_model(layer).model_validate(
             {k: v for k, v in seen.items() if k in layer.filters})
     except ValidationError as exc:
         raise InvalidInput(_validation_message(exc)) from None
-    return ItemsQuery(limit, offset, bbox, dates, filters)
+    return ItemsQuery(limit, offset, bbox, dates, filters, viewer)
 
 
 def _matching(layer: Layer, q: ItemsQuery) -> tuple[str, dict[str, Any]]:
     extra: list[str] = []
     params: dict[str, Any] = {}
     if q.bbox is not None:
-        env, seen = "ST_MakeEnvelope(:bx1, :by1, :bx2, :by2, 4326)", layers.geometry_sql(layer)
-        if seen == layer.geometry:
-            extra.append(f"ST_Intersects({seen}, {env})")
-        else:  # private coordinates: filter on what the caller sees, as /api does
-            extra.append(f"{layer.geometry} && ST_Expand({env}, {layers.snap_margin(layer)}) "
-                         f"AND {layers.opaque(f'ST_Intersects({seen}, {env})')}")
+        extra.append(layers.bbox_condition(layer, q.viewer, "ST_MakeEnvelope(:bx1, :by1, :bx2, :by2, 4326)",
+                                           "ST_Intersects"))
         params.update(zip(("bx1", "by1", "bx2", "by2"), q.bbox))
     if q.dates is not None:
-        column = TEMPORAL[layer.name][0]
+        column = temporal_sql(layer)
         start, end = q.dates
         if start is not None:
             extra.append(f"{column} >= :d_start")
@@ -313,7 +502,7 @@ def _matching(layer: Layer, q: ItemsQuery) -> tuple[str, dict[str, Any]]:
         if end is not None:
             extra.append(f"{column} <= :d_end")
             params["d_end"] = end
-    sql, bound = layers.matching(layer, q.filters, tuple(extra))
+    sql, bound = layers.matching(layer, q.filters, q.viewer, tuple(extra))
     return sql, {**bound, **params}
 
 
@@ -471,17 +660,17 @@ def _feature_id(layer: Layer, feature_id: str) -> int:
     return int(feature_id)
 
 
-def feature(conn: Connection, layer: Layer, feature_id: str, base: str) -> dict[str, Any]:
+def feature(conn: Connection, layer: Layer, feature_id: str, base: str, viewer: Viewer) -> dict[str, Any]:
     """One feature with its self and collection links; ids are the layer's integer ids."""
-    doc = json.loads(layers.item(conn, layer, _feature_id(layer, feature_id)))
+    doc = json.loads(layers.item(conn, layer, _feature_id(layer, feature_id), viewer))
     doc["links"] = feature_links(layer, feature_id, base)
     return doc
 
 
-def feature_json(engine: Engine, layer: Layer, feature_id: str, base: str) -> bytes:
+def feature_json(engine: Engine, layer: Layer, feature_id: str, base: str, viewer: Viewer) -> bytes:
     """`feature` as JSON bytes, read on the read pool; the Feature's JSON text from PostgreSQL
     gets its links appended without being parsed."""
-    row = db.read_pool(engine).fetchone(db.psycopg_sql(layers.item_sql(layer)),
+    row = db.read_pool(engine).fetchone(db.psycopg_sql(layers.item_sql(layer, viewer)),
                                         {"id": _feature_id(layer, feature_id)})
     if row is None:
         raise NotFound(f"{layer.title} {feature_id} not found")

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from geo_api.domain.ledger import sums
-from geo_api.layers import ROAD_STATUSES
+from geo_api.vocabulary import ROAD_STATUSES
 
 BUILT = "('completed', 'inaugurated')"
 BY_STATUS = ", ".join(

@@ -18,8 +18,10 @@ Reduction per zoom:
   tolerance of at most half a screen pixel at that zoom, and not at all from
   `DETAIL_ZOOM` on.
 
-Anonymous callers see what the read API shows them (`layers.PRIVACY`): markers' positions
-snapped to about 100 m, and a point is put in the tile of its snapped position.
+Each tile layer is a view of a catalogue layer (`geo_api.layers`, same name), and the
+read policy applies as it does to the read API (`geo_api.policy`): anonymous callers get
+markers' positions snapped to about 100 m (a point is put in the tile of its snapped
+position) and roads kept clear of the markers.
 
 The pages use these tiles instead of inline GeoJSON when the data is too large to embed
 (see web_map.config); GIS clients can use them too (TileJSON at /tiles/{layer}.json).
@@ -45,7 +47,11 @@ from sqlalchemy import Connection, text
 
 from geo_api import db
 from geo_api.errors import InvalidInput
-from geo_api.layers import PRIVACY, ROAD_STATUSES, ROADS, many_validator, pair_overdue_sql
+from geo_api import layers as catalogue
+from geo_api import policy
+from geo_api.layers import ROADS, many_validator, pair_overdue_sql
+from geo_api.policy import Viewer
+from geo_api.vocabulary import MARKER_ACCESS, ROAD_STATUSES
 
 EXTENT = 4096          # tile coordinate space
 BUFFER = 64            # extent units kept beyond the edge (1 px at 256 px tiles = 16 units)
@@ -54,7 +60,6 @@ DETAIL_ZOOM = 14       # from here on lines are not simplified
 GRID_PX = 24           # point aggregation cell, in screen pixels of a 256 px tile
 WEB_MERCATOR_HALF = 20037508.342789244
 R = 6378137.0  # the Web Mercator sphere's radius, metres
-MARKER_ACCESS = ("none", "footpath", "earth", "concrete")
 
 
 @dataclass(frozen=True)
@@ -165,7 +170,7 @@ def query_model(layer: TileLayer) -> type[TileQuery]:
     validators: dict[str, Any] = {}
     for name, flt in layer.filters.items():
         kind = str if flt.many else flt.kind
-        extra = {"ge": 1} if kind is int else {}
+        extra = {"ge": 1, "le": 2**31 - 1} if kind is int else {}
         fields[name] = (kind | None, Field(default=None, description=flt.description, **extra))
         if flt.many:
             validators[f"_check_{name}"] = many_validator(name, flt.many)
@@ -203,19 +208,21 @@ def conditions(layer: TileLayer, query: BaseModel | dict) -> tuple[list[str], di
     return conds, params
 
 
-def visible(layer: TileLayer) -> tuple[str, dict[str, str], int | None]:
-    """The layer's geometry and columns as this caller may see them (layers.PRIVACY: for
-    anonymous callers some layers' coordinates are snapped to a grid and some properties
-    hidden), and the grid's decimals (None: exact)."""
-    privacy = PRIVACY.get()
-    decimals = privacy.decimals.get(layer.name) if privacy else None
-    hidden = privacy.hidden.get(layer.name, frozenset()) if privacy else frozenset()
-    geom = layer.geom if decimals is None else f"ST_SnapToGrid({layer.geom}, 1e-{decimals})"
-    return geom, {k: "NULL" if k in hidden else v for k, v in layer.columns.items()}, decimals
+def visible(layer: TileLayer, viewer: Viewer) -> tuple[str, dict[str, str], int | None]:
+    """The layer's geometry and columns as `viewer` may see them (the catalogue layer's read
+    rule, geo_api.policy), and the snapping grid's decimals (None: not snapped)."""
+    source = catalogue.BY_NAME[layer.name]
+    rule = policy.rule(source, viewer)
+    if rule is None:
+        return layer.geom, dict(layer.columns), None
+    geom = rule.geometry or layer.geom
+    if rule.snap_decimals is not None:
+        geom = f"ST_SnapToGrid({geom}, 1e-{rule.snap_decimals})"
+    return geom, {k: "NULL" if k in rule.hidden else v for k, v in layer.columns.items()}, rule.snap_decimals
 
 
-def tile_sql(layer: TileLayer, z: int, conds: list[str]) -> str:
-    geom, columns, decimals = visible(layer)
+def tile_sql(layer: TileLayer, z: int, conds: list[str], viewer: Viewer) -> str:
+    geom, columns, decimals = visible(layer, viewer)
     envelope = "ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), 4326)"
     if decimals is None:
         meets = [f"{geom} && {envelope}"]
@@ -228,7 +235,8 @@ def tile_sql(layer: TileLayer, z: int, conds: list[str]) -> str:
     if z < layer.aggregate_below:
         # One point per grid cell: the mean position of what falls in it (points; lines by
         # their middle), how many, and the most common category.
-        anchor = f"ST_LineInterpolatePoint({geom}, 0.5)" if layer.kind == "line" else geom
+        # (a line kept clear of the markers may come in pieces: the first one's middle)
+        anchor = f"ST_LineInterpolatePoint(ST_GeometryN({geom}, 1), 0.5)" if layer.kind == "line" else geom
         category = (f", mode() WITHIN GROUP (ORDER BY p.{layer.category}) AS {layer.category}"
                     if layer.category else "")
         # Web Mercator by its formula: per point, PROJ (ST_Transform) costs ten times more.
@@ -267,7 +275,8 @@ def without_jit(conn: Connection) -> None:
     conn.execute(text("SET LOCAL jit = off"))
 
 
-def _statement(layer_name: str, z: int, x: int, y: int, query: BaseModel | dict | None) -> tuple[str, dict]:
+def _statement(layer_name: str, z: int, x: int, y: int, query: BaseModel | dict | None,
+               viewer: Viewer) -> tuple[str, dict]:
     layer = TILE_LAYERS.get(layer_name)
     if layer is None:
         raise InvalidInput(f"unknown tile layer {layer_name!r}; layers: {', '.join(TILE_LAYERS)}")
@@ -276,7 +285,7 @@ def _statement(layer_name: str, z: int, x: int, y: int, query: BaseModel | dict 
     width = tile_width_m(z)
     params.update(z=z, x=x, y=y, layer=layer.name, margin=BUFFER / EXTENT,
                   tol_deg=simplify_tolerance_deg(z, y), cell=width * GRID_PX / 256)
-    return tile_sql(layer, z, conds), params
+    return tile_sql(layer, z, conds, viewer), params
 
 
 def simplify_tolerance_deg(z: int, y: int) -> float:
@@ -289,9 +298,10 @@ def simplify_tolerance_deg(z: int, y: int) -> float:
     return tile_width_m(z) / 512 * math.cos(math.radians(max(abs(v) for v in lats))) / (R * math.pi / 180)
 
 
-def tile(conn: Connection, layer_name: str, z: int, x: int, y: int, query: BaseModel | dict | None = None) -> bytes:
+def tile(conn: Connection, layer_name: str, z: int, x: int, y: int, viewer: Viewer,
+         query: BaseModel | dict | None = None) -> bytes:
     """The encoded tile (empty bytes when nothing falls in it), in `conn`'s transaction."""
-    sql, params = _statement(layer_name, z, x, y, query)
+    sql, params = _statement(layer_name, z, x, y, query, viewer)
     without_jit(conn)
     data = conn.execute(text(sql), params).scalar()
     return bytes(data or b"")
@@ -351,8 +361,8 @@ def tile_cache(max_mb: int) -> TileCache | None:
     return _caches.setdefault(max_mb, TileCache(max_mb * 1024 * 1024))
 
 
-def cached_tile(engine, layer_name: str, z: int, x: int, y: int, query: BaseModel | dict | None = None,
-                cache: TileCache | None = None) -> Tile:
+def cached_tile(engine, layer_name: str, z: int, x: int, y: int, viewer: Viewer,
+                query: BaseModel | dict | None = None, cache: TileCache | None = None) -> Tile:
     """The tile, by one statement on the read pool. With a cache: the statement renders the
     tile only when the database snapshot differs from the one the cached copy was rendered
     in (``pg_current_snapshot()``: no transaction has begun writing or finished since, so
@@ -360,7 +370,7 @@ def cached_tile(engine, layer_name: str, z: int, x: int, y: int, query: BaseMode
     snapshot alone and the copy is served. The key is the statement with its values, so
     what differs by caller (anonymous callers' snapped positions, hidden columns) differs
     in the key too."""
-    sql, params = _statement(layer_name, z, x, y, query)
+    sql, params = _statement(layer_name, z, x, y, query, viewer)
     key = db.statement_key(sql, params)
     known = cache.get(key) if cache is not None else None
     statement = f"""

@@ -239,8 +239,8 @@ def overdue_report(conn: Connection, as_of: dt.date | None = None) -> str:
                 'id', t.id, 'vn_village', vn.name, 'vn_province', vn.admin1,
                 'foreign_village', fv.name, 'foreign_country', fv.country,
                 'post_id', t.post_id, 'post_name', bp.name, 'twinned_on', t.twinned_on,
-                'last_meeting_on', {layers.VILLAGE_PAIRS.properties['last_meeting_on']},
-                'last_meeting_quarter', {layers.VILLAGE_PAIRS.properties['last_meeting_quarter']}) AS j
+                'last_meeting_on', {layers.VILLAGE_PAIRS.sql('last_meeting_on')},
+                'last_meeting_quarter', {layers.VILLAGE_PAIRS.sql('last_meeting_quarter')}) AS j
             FROM village_pair t {layers.VILLAGE_PAIRS.joins}
             WHERE {layers.pair_overdue_sql(ref)}
         )

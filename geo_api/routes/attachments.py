@@ -25,16 +25,18 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from geo_api import layers
 from geo_api.auth import Account, PostOfficerDep, require_own_post
-from geo_api.deps import ConnDep, EngineDep, IdempotencyKeyHeader, TxDep, idempotent_request
+from geo_api.deps import ConnDep, EngineDep, IdempotencyKeyHeader, TxDep, ViewerDep, idempotent_request
 from geo_api.domain import attachments
 from geo_api.domain.attachments import StagedUpload, Store
 from geo_api.domain.idempotency import fingerprint
-from geo_api.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from geo_api.openapi import media
+from geo_api.errors import InvalidInput, PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from geo_api.policy import Viewer
 from geo_api.routes.writes import AUTH_ERRORS, ERRORS, IfMatch, required_version, respond
 from geo_api.settings import get_settings
 
 router = APIRouter(prefix="/api")
-AttachmentId = Annotated[int, Path(ge=1)]
+AttachmentId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 MAX_FIELD_BYTES = 4096          # owner_kind, owner_id, caption
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and fields around the file
 
@@ -224,14 +226,15 @@ def _check_owner(engine, account: Account, form: AttachmentCreate) -> None:
         require_own_post(conn, account, attachments.OWNERS[form.owner_kind][1], form.owner_id)
 
 
-@router.get("/attachments", tags=["attachments"], summary="List attachments, e.g. of one owner")
+@router.get("/attachments", tags=["attachments"], summary="List attachments, e.g. of one owner",
+            responses={404: {"description": "no such owner"}})
 def list_attachments(
     conn: ConnDep,
     owner_kind: Literal["road", "road_event", "meeting", "inauguration"] | None = None,
-    owner_id: Annotated[int | None, Query(ge=1)] = None,
+    owner_id: Annotated[int | None, Query(ge=1, le=2**53)] = None,
     kind: Literal["photo", "document", "gpx"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
 ) -> Response:
     body = attachments.list_attachments(conn, owner_kind=owner_kind, owner_id=owner_id, kind=kind,
                                          limit=limit, after=after)
@@ -245,12 +248,26 @@ def get_attachment(conn: ConnDep, attachment_id: AttachmentId) -> Response:
 
 
 @router.get("/attachments/{attachment_id}/content", tags=["attachments"],
-            summary="The file itself (ETag: its SHA-256)")
-def get_content(request: Request, conn: ConnDep, store: StoreDep, attachment_id: AttachmentId) -> Response:
+            summary="The file itself (ETag: its SHA-256)", response_class=Response,
+            responses={200: media(*attachments.PHOTO_TYPES, *attachments.DOCUMENT_TYPES, attachments.GPX_TYPE,
+                                  description="the file, in the type it was stored as"),
+                       304: {"description": "unchanged since the ETag in If-None-Match"}})
+def get_content(request: Request, conn: ConnDep, store: StoreDep, viewer: ViewerDep,
+                attachment_id: AttachmentId) -> Response:
+    """Anonymous callers (geo_api.policy) get no GPS tracks, and photos without their
+    embedded metadata (the phone's GPS position)."""
     f = attachments.attachment_file(conn, store, attachment_id)
-    etag = f'"{f.sha256}"'
+    if viewer.anonymous and f.kind == "gpx":
+        raise Unauthorized("sign in to download GPS tracks: they show where the markers are")
+    public_copy = viewer.anonymous and f.kind == "photo"
+    etag = f'"{f.sha256}-public"' if public_copy else f'"{f.sha256}"'
     if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
         return Response(status_code=304, headers={"ETag": etag})
+    if public_copy:
+        return Response(attachments.without_metadata(f.path.read_bytes(), f.content_type),
+                        media_type=f.content_type, headers={
+                            "ETag": etag, "Cache-Control": "public, max-age=86400, immutable",
+                            "Content-Disposition": "inline"})
     return FileResponse(
         f.path, media_type=f.content_type, filename=f.filename,
         content_disposition_type="attachment" if f.kind == "gpx" else "inline",
@@ -284,4 +301,4 @@ def as_built_from_gpx(conn: TxDep, store: StoreDep, account: PostOfficerDep,
     require_own_post(conn, account, "branch_road", road_id)
     attachments.set_as_built_from_gpx(conn, store, road_id, body.attachment_id, actor=account.username,
                                       expected_version=version)
-    return respond(conn, layers.ROADS, road_id)
+    return respond(conn, layers.ROADS, road_id, Viewer.of(account))

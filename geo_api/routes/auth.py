@@ -17,6 +17,8 @@ from geo_api.auth import ACCOUNT_COLUMNS, AccountPublic, AdminDep, CurrentAccoun
 from geo_api.deps import ConnDep, EngineDep, TxDep
 from geo_api.errors import InvalidInput, NotFound
 from geo_api.routes.writes import AUTH_ERRORS
+from geo_api.middleware import SESSION_COOKIE
+from geo_api.vocabulary import ROLES
 
 router = APIRouter(prefix="/api", tags=["accounts"])
 
@@ -44,7 +46,7 @@ class AccountCreate(BaseModel):
     username: Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True,
                                                pattern=auth.USERNAME_PATTERN)]
     display_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = None
-    role: Literal["admin", "planner", "post", "donor", "viewer"]
+    role: Literal[ROLES]  # type: ignore[valid-type]
     post: Annotated[str, StringConstraints(max_length=64)] | None = Field(
         default=None, description="code (or id) of the post of a post account")
     donor: Annotated[str, StringConstraints(max_length=64)] | None = Field(
@@ -93,9 +95,14 @@ def _account(conn, account_id: int) -> dict:
 def login(body: LoginIn, request: Request, engine: EngineDep) -> JSONResponse:
     client_ip = request.client.host if request.client else "unknown"
     token, expires_at, account = auth.login(engine, body.username, body.password, client_ip)
-    return JSONResponse(jsonable_encoder({
+    response = JSONResponse(jsonable_encoder({
         "access_token": token, "token_type": "bearer", "expires_at": expires_at,
         "account": auth.account_json(account)}), headers={"Cache-Control": "no-store"})
+    # The pages are read by navigation, which sends no Authorization header: the same token
+    # as a cookie, honoured only for page reads (geo_api.middleware.SESSION_COOKIE).
+    response.set_cookie(SESSION_COOKIE, token, max_age=int(auth.get_security_settings().token_ttl_hours * 3600),
+                        httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    return response
 
 
 @router.post("/auth/logout", status_code=204, tags=["auth"], summary="End this token's session",
@@ -103,7 +110,9 @@ def login(body: LoginIn, request: Request, engine: EngineDep) -> JSONResponse:
 def logout(request: Request, conn: TxDep, account: CurrentAccountDep) -> Response:
     token = request.headers.get("authorization", "").partition(" ")[2].strip()
     auth.revoke_token(conn, token)
-    return Response(status_code=204)
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict")
+    return response
 
 
 @router.get("/auth/me", response_model=AccountPublic, tags=["auth"], summary="The logged-in account",

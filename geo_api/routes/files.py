@@ -4,7 +4,7 @@
   report of every bad row (200 for a dry run; 422 when a real import found bad rows and
   wrote nothing; 200 with `committed: true` when every row was written).
 - `GET /api/export/{layer}.{fmt}?<the filters of /api/{layer}>`: geojson, gpkg, shp (zipped),
-  csv or kml, as a download.
+  csv or kml, as a download; `{layer}.csvt` is the CSV's GDAL type sidecar.
 - `GET /api/export/oc4ids`: the branch roads as an OC4IDS project package.
 - `GET /api/reports/donors/{id}.html` (and `.pdf`): a printable donor report.
 """
@@ -20,11 +20,12 @@ from fastapi import APIRouter, File, Path as PathParam, Query, Request, UploadFi
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from geo_api import middleware
+from geo_api import layers, middleware, policy
 from geo_api.auth import PlannerDep
-from geo_api.deps import ConnDep, TxDep
-from geo_api.domain import donor_report, io_export, io_import, oc4ids
+from geo_api.deps import ConnDep, TxDep, ViewerDep
+from geo_api.domain import donor_report, io_export, io_import, oc4ids, ogc
 from geo_api.errors import InvalidInput, PayloadTooLarge
+from geo_api.openapi import model_bounds
 from geo_api.settings import get_settings
 
 router = APIRouter(prefix="/api", tags=["files"])
@@ -97,8 +98,8 @@ def import_layer(
     description="Filters as /api/roads: status, province, post_id, marker, donor_id, bbox.",
     responses={404: {"description": "no road matches"}, 422: {"description": "bad filter"}},
 )
-def export_oc4ids(request: Request, conn: ConnDep) -> Response:
-    body = oc4ids.package(conn, dict(request.query_params), str(request.url))
+def export_oc4ids(request: Request, conn: ConnDep, viewer: ViewerDep) -> Response:
+    body = oc4ids.package(conn, dict(request.query_params), str(request.url), viewer)
     return Response(body, media_type="application/json",
                     headers={"Content-Disposition": 'inline; filename="oc4ids-branch-roads.json"'})
 
@@ -110,36 +111,80 @@ def export_oc4ids(request: Request, conn: ConnDep) -> Response:
     response_class=HTMLResponse, responses={404: {"description": "no such donor"}},
 )
 def donor_report_html(
-    conn: ConnDep, donor_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)],
+    conn: ConnDep, viewer: ViewerDep, donor_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)],
     lang: Annotated[Literal["vi", "en"], Query(description="vi (default) or en")] = "vi",
 ) -> HTMLResponse:
-    html = donor_report.report_html(conn, donor_id, lang, store_root=get_settings().attachments_dir)
+    html = donor_report.report_html(conn, donor_id, viewer, lang, store_root=get_settings().attachments_dir)
     return HTMLResponse(html)
 
 
-@router.get(
-    "/export/{layer}.{fmt}", summary="Export a layer, filtered like /api/{layer}",
-    description="Formats: geojson, gpkg, shp (zipped Shapefile), csv, kml. Query parameters: the "
-                "filters of /api/{layer} (and bbox), without limit/after: every matching row.",
-    responses={200: {"content": {m: {} for m in io_export.FORMATS.values()}},
-               404: {"description": "no such layer"}, 422: {"description": "bad format or filter"}},
-)
-def export_layer(request: Request, conn: ConnDep, layer: str, fmt: str) -> Response:
+def _export_parameters(layer: layers.Layer) -> list[dict]:
+    """The query parameters an export of `layer` reads itself: the layer's filters (typed
+    from the catalogue, as in its OGC queryables) and bbox, for the OpenAPI description and
+    the unknown-parameter guard (geo_api.openapi)."""
+    model = layers.query_model(layer)  # what parse_filters enforces, bounds included
+    params = [{"name": name, "in": "query", "required": False,
+               "schema": {**ogc.filter_schema(layer, name, flt), **model_bounds(model, name)},
+               "description": flt.description} for name, flt in layer.filters.items()]
+    if layer.spatial:
+        params.append({"name": "bbox", "in": "query", "required": False, "schema": {"type": "string"},
+                       "description": "minLon,minLat,maxLon,maxLat in EPSG:4326"})
+    return params
+
+
+def export_response(request: Request, conn: ConnDep, viewer: ViewerDep, layer: str, fmt: str) -> Response:
     exported = io_export.export_layer(layer)
     filters = dict(request.query_params)
     if len(filters) != len(request.query_params.multi_items()):
         raise InvalidInput("each filter may be given once (a list of statuses is comma-separated)")
+    if fmt == "csvt":  # the CSV's field types, the same whatever the filters
+        policy.rule(exported, viewer)
+        io_export.parse_filters(exported, "csv", filters)
+        filename = f"{exported.name.replace('-', '_')}.csvt"
+        return Response(io_export.csvt(exported), media_type=io_export.FORMATS["csv"],
+                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
     query = io_export.parse_filters(exported, fmt, filters)
     filename = f"{exported.name.replace('-', '_')}.{io_export.EXTENSIONS[fmt]}"
     disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
     if fmt == "geojson":
-        return StreamingResponse(io_export.geojson_chunks(request.app.state.engine, exported, query),
+        return StreamingResponse(io_export.geojson_chunks(request.app.state.engine, exported, query, viewer),
                                  media_type=io_export.FORMATS[fmt], headers=disposition)
     tmp = tempfile.mkdtemp(prefix="export-")
     try:
-        path = io_export.write_export(conn, exported, query, fmt, Path(tmp))
+        path = io_export.write_export(conn, exported, query, fmt, Path(tmp), viewer)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return FileResponse(path, media_type=io_export.FORMATS[fmt], filename=filename,
                         background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True))
+
+
+def _export_route(layer: layers.Layer):
+    def export(request: Request, conn: ConnDep, viewer: ViewerDep,
+               fmt: Annotated[str, PathParam(description="geojson, gpkg, shp, csv, kml or csvt")]) -> Response:
+        return export_response(request, conn, viewer, layer.name, fmt)
+    # declared as the layer's own formats (an enum in the description; 422 for any other)
+    formats = (*io_export.FORMATS, "csvt") if layer.spatial else ("csv", "csvt")
+    export.__annotations__["fmt"] = Annotated[Literal[formats], PathParam(description=", ".join(formats))]
+    return export
+
+
+EXPORT_FORMATS_DOC = ("Formats: geojson, gpkg, shp (zipped Shapefile), csv, kml; csvt is GDAL's type "
+                      "sidecar of the csv (save it beside the .csv, same name). Query parameters: the "
+                      "filters of /api/{layer} (and bbox), without limit/after: every matching row.")
+EXPORT_RESPONSES = {200: {"content": {m: {} for m in io_export.FORMATS.values()}},
+                    422: {"description": "bad format or filter"}}
+
+# One route per layer, so that each declares exactly its own filters.
+for _layer in layers.LAYERS:
+    router.add_api_route(
+        f"/export/{_layer.name}.{{fmt}}", _export_route(_layer), methods=["GET"],
+        name=f"export_{_layer.name.replace('-', '_')}", description=EXPORT_FORMATS_DOC,
+        summary=f"Export {_layer.title}s, filtered like /api/{_layer.name}",
+        responses=EXPORT_RESPONSES, openapi_extra={"parameters": _export_parameters(_layer)})
+
+
+@router.get("/export/{layer}.{fmt}", include_in_schema=False)
+def export_unknown_layer(request: Request, conn: ConnDep, viewer: ViewerDep, layer: str, fmt: str) -> Response:
+    """Any other layer: 404 naming the layers (io_export.export_layer)."""
+    return export_response(request, conn, viewer, layer, fmt)

@@ -20,6 +20,7 @@ from geo_api.routes.reports import Format, render
 from geo_api.routes.writes import AUTH_ERRORS
 from geo_api.schemas.ledger import FundingCreate, FundingPublic
 from geo_api.schemas.lifecycle import RoadStatus
+from geo_api.policy import Viewer
 
 router = APIRouter(prefix="/api", tags=["funding"])
 
@@ -60,7 +61,7 @@ def record(body: FundingCreate, conn: TxDep, account: FunderDep, idem: Idempoten
     check_funding_rights(conn, account, body)
     tx_id, _ = ledger.record(conn, body, account.username)
     return idem.remember(conn, Response(
-        layers.item(conn, layers.FUNDING, tx_id), status_code=201, media_type="application/json",
+        layers.item(conn, layers.FUNDING, tx_id, Viewer.of(account)), status_code=201, media_type="application/json",
         headers={"Location": f"/api/funding/{tx_id}"}))
 
 
@@ -74,7 +75,7 @@ def by_road(conn: ConnDep, format: Format = "json", province: str | None = None,
 @router.get("/reports/funding/donors", tags=["reports"],
             summary="Per donor; a group's totals include its members' (own_* columns: its own rows)")
 def by_donor(conn: ConnDep, format: Format = "json",
-             donor_id: Annotated[int | None, Query(ge=1)] = None) -> Response:
+             donor_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None) -> Response:
     return render(conn, ledger.DONORS_SQL, format, "funding-donors", {"donor_id": donor_id})
 
 

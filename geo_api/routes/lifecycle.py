@@ -13,8 +13,10 @@ from geo_api import layers
 from geo_api.auth import PostOfficerDep, check_transition_rights, require_own_post
 from geo_api.deps import ConnDep, IdempotencyDep, TxDep
 from geo_api.domain import lifecycle
+from geo_api.openapi import GeoJSONResponse
 from geo_api.routes.writes import AUTH_ERRORS, IfMatch, etag, required_version
 from geo_api.schemas.lifecycle import ProgressCreate, RoadHistoryPublic, TransitionCreate
+from geo_api.policy import Viewer
 
 router = APIRouter(prefix="/api/roads", tags=["roads"])
 
@@ -31,12 +33,13 @@ ROAD_RESPONSES = {
 }
 
 
-def _road(conn, road_id: int) -> Response:
-    return Response(layers.item(conn, layers.ROADS, road_id), media_type="application/geo+json",
+def _road(conn, road_id: int, viewer: Viewer) -> Response:
+    return Response(layers.item(conn, layers.ROADS, road_id, viewer), media_type="application/geo+json",
                     headers=etag(conn, layers.ROADS, road_id))
 
 
-@router.post("/{road_id}/transitions", summary="Move a road to another status", responses=ROAD_RESPONSES)
+@router.post("/{road_id}/transitions", summary="Move a road to another status", responses=ROAD_RESPONSES,
+             response_class=GeoJSONResponse)
 def transition(road_id: RoadId, body: TransitionCreate, conn: TxDep, account: PostOfficerDep,
                idem: IdempotencyDep, if_match: IfMatch = None) -> Response:
     """Guarded per status (see the 422 reason); `inaugurated` only via POST /api/inaugurations."""
@@ -46,11 +49,11 @@ def transition(road_id: RoadId, body: TransitionCreate, conn: TxDep, account: Po
     check_transition_rights(account, body.to_status, body.override_reason)
     require_own_post(conn, account, "branch_road", road_id)
     lifecycle.apply_transition(conn, road_id, body, account.username, version)
-    return idem.remember(conn, _road(conn, road_id))
+    return idem.remember(conn, _road(conn, road_id, Viewer.of(account)))
 
 
 @router.post("/{road_id}/progress", summary="Report physical progress (%) while under construction",
-             responses=ROAD_RESPONSES)
+             responses=ROAD_RESPONSES, response_class=GeoJSONResponse)
 def progress(road_id: RoadId, body: ProgressCreate, conn: TxDep, account: PostOfficerDep,
              idem: IdempotencyDep, if_match: IfMatch = None) -> Response:
     if (replay := idem.replay(conn)) is not None:
@@ -58,7 +61,7 @@ def progress(road_id: RoadId, body: ProgressCreate, conn: TxDep, account: PostOf
     version = required_version(if_match)
     require_own_post(conn, account, "branch_road", road_id)
     lifecycle.report_progress(conn, road_id, body, account.username, version)
-    return idem.remember(conn, _road(conn, road_id))
+    return idem.remember(conn, _road(conn, road_id, Viewer.of(account)))
 
 
 @router.get("/{road_id}/history", summary="The road's events in the order they were recorded",

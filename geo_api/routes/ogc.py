@@ -1,4 +1,5 @@
-"""OGC API – Features under /ogc: landing page, conformance, collections, items, item.
+"""OGC API – Features under /ogc: landing page, conformance, collections, items, item,
+queryables (Part 3) and schema (Part 5, also as a GML application schema for GDAL).
 
 JSON (GeoJSON for features) by default; HTML with `?f=html` or when a browser asks for it.
 Invalid query parameters are answered with 400 and an OGC exception document
@@ -14,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from geo_api.deps import ConnDep
+from geo_api.deps import ConnDep, ViewerDep
 from geo_api.domain import ogc
 from geo_api.errors import InvalidInput
 
@@ -23,7 +24,8 @@ router = APIRouter(prefix="/ogc", tags=["OGC API Features"])
 ITEM_PARAMS_DOC = (
     "`limit` (1..10000, default 10; larger values are clamped), `offset`, `bbox` "
     "(minLon,minLat,maxLon,maxLat in CRS84), `datetime` (instant or interval, on collections "
-    "with dates), `f` (json or html) and the collection's property filters (see its description)."
+    "with dates), `f` (json or html), the collection's property filters and its date property "
+    "(one day), as listed in /collections/{collection_id}/queryables."
 )
 
 
@@ -128,13 +130,13 @@ def conformance(request: Request) -> Response:
 
 
 @router.get("/collections", summary="Feature collections")
-def collections(request: Request, conn: ConnDep) -> Response:
+def collections(request: Request, conn: ConnDep, viewer: ViewerDep) -> Response:
     try:
         _check_f(request)
     except InvalidInput as exc:
         return _bad_request(exc)
     base, _ = _base(request)
-    doc = ogc.collections(conn, base)
+    doc = ogc.collections(conn, base, viewer)
     if _wants_html(request):
         rows = [{"id": c["id"], "title": c["title"], "description": c["description"]}
                 for c in doc["collections"]]
@@ -144,14 +146,14 @@ def collections(request: Request, conn: ConnDep) -> Response:
 
 
 @router.get("/collections/{collection_id}", summary="One feature collection")
-def collection(request: Request, conn: ConnDep, collection_id: str) -> Response:
-    layer = ogc.get_collection(collection_id)
+def collection(request: Request, conn: ConnDep, viewer: ViewerDep, collection_id: str) -> Response:
+    layer = ogc.get_collection(collection_id, viewer)
     try:
         _check_f(request)
     except InvalidInput as exc:
         return _bad_request(exc)
     base, _ = _base(request)
-    doc = ogc.collection(conn, layer, base)
+    doc = ogc.collection(conn, layer, base, viewer)
     if _wants_html(request):
         extent = doc.get("extent", {})
         body = (f"<p>{escape(doc['description'])}</p><p>Extent: {escape(json.dumps(extent))}</p>"
@@ -165,11 +167,11 @@ def collection(request: Request, conn: ConnDep, collection_id: str) -> Response:
     description=ITEM_PARAMS_DOC,
     responses={200: {"content": {ogc.GEOJSON: {}, ogc.HTML: {}}}, 400: {"description": "invalid parameter"}},
 )
-def items(request: Request, collection_id: str) -> Response:
-    layer = ogc.get_collection(collection_id)
+def items(request: Request, viewer: ViewerDep, collection_id: str) -> Response:
+    layer = ogc.get_collection(collection_id, viewer)
     params = list(request.query_params.multi_items())
     try:
-        q = ogc.parse_items_query(layer, params)
+        q = ogc.parse_items_query(layer, params, viewer)
     except InvalidInput as exc:
         return _bad_request(exc)
     base, _ = _base(request)
@@ -186,17 +188,65 @@ def items(request: Request, collection_id: str) -> Response:
 
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature (GeoJSON)",
             responses={200: {"content": {ogc.GEOJSON: {}, ogc.HTML: {}}}, 404: {"description": "no such feature"}})
-def item(request: Request, collection_id: str, feature_id: str) -> Response:
-    layer = ogc.get_collection(collection_id)
+def item(request: Request, viewer: ViewerDep, collection_id: str, feature_id: str) -> Response:
+    layer = ogc.get_collection(collection_id, viewer)
     try:
         _check_f(request)
     except InvalidInput as exc:
         return _bad_request(exc)
     base, _ = _base(request)
-    body = ogc.feature_json(request.app.state.engine, layer, feature_id, base)
+    body = ogc.feature_json(request.app.state.engine, layer, feature_id, base, viewer)
     if _wants_html(request):
         doc = json.loads(body)
         rows = [{"property": k, "value": v} for k, v in doc["properties"].items()]
         rows.append({"property": "geometry", "value": doc["geometry"]})
         return _page(f"{layer.title} {feature_id}", _table(rows), doc["links"])
     return Response(body, media_type=ogc.GEOJSON)
+
+
+# ---------------------------------------------------------------------------- queryables, schemas
+
+
+def _schema_response(request: Request, doc: dict[str, Any]) -> Response:
+    if _wants_html(request):
+        rows = [{"property": name, "type": s.get("type", ""), "format": s.get("format", ""),
+                 "role": s.get("x-ogc-role", ""), "values": ", ".join(map(str, s.get("enum", []))),
+                 "description": s.get("description", "")} for name, s in doc["properties"].items()]
+        return _page(doc["title"], f"<p>{escape(doc.get('description', ''))}</p>{_table(rows)}", [])
+    return _json(doc, ogc.SCHEMA_JSON)
+
+
+SCHEMA_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {ogc.SCHEMA_JSON: {}, ogc.HTML: {}}},
+    400: {"description": "invalid f"}, 404: {"description": "no such collection"},
+}
+
+
+@router.get("/collections/{collection_id}/queryables", responses=SCHEMA_RESPONSES,
+            summary="Queryable properties of a collection (JSON Schema, OGC API Features Part 3)")
+def collection_queryables(request: Request, viewer: ViewerDep, collection_id: str) -> Response:
+    layer = ogc.get_collection(collection_id, viewer)
+    try:
+        _check_f(request)
+    except InvalidInput as exc:
+        return _bad_request(exc)
+    return _schema_response(request, ogc.queryables(layer, _base(request)[0], viewer))
+
+
+@router.get("/collections/{collection_id}/schema", responses=SCHEMA_RESPONSES,
+            summary="Schema of a collection's features (JSON Schema, OGC API Features Part 5)")
+def collection_schema(request: Request, viewer: ViewerDep, collection_id: str) -> Response:
+    layer = ogc.get_collection(collection_id, viewer)
+    try:
+        _check_f(request)
+    except InvalidInput as exc:
+        return _bad_request(exc)
+    return _schema_response(request, ogc.feature_schema(layer, _base(request)[0], viewer))
+
+
+@router.get("/collections/{collection_id}/schema.xsd",
+            responses={200: {"content": {ogc.XML: {}}}, 404: {"description": "no such collection"}},
+            summary="The same schema as a GML application schema (XSD), which GDAL reads for field types")
+def collection_gml_schema(request: Request, viewer: ViewerDep, collection_id: str) -> Response:
+    layer = ogc.get_collection(collection_id, viewer)
+    return Response(ogc.gml_schema(layer, _base(request)[0], viewer), media_type=ogc.XML)

@@ -15,8 +15,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from geo_api.settings import get_settings
+from geo_api.deps import ViewerDep
 from geo_api.domain import tiles
+from geo_api.settings import get_settings
 from geo_api.domain.tiles import TILE_LAYERS, TileLayer
 
 router = APIRouter(tags=["tiles"])
@@ -26,8 +27,8 @@ CACHE_CONTROL = "max-age=60, stale-while-revalidate=300"
 GZIP_MIN_BYTES = 512
 
 Z = Annotated[int, Path(ge=0, le=tiles.MAX_ZOOM, description="zoom")]
-X = Annotated[int, Path(ge=0, description="column, 0..2^z-1")]
-Y = Annotated[int, Path(ge=0, description="row from the top (XYZ), 0..2^z-1")]
+X = Annotated[int, Path(ge=0, le=2**tiles.MAX_ZOOM - 1, description="column, 0..2^z-1")]
+Y = Annotated[int, Path(ge=0, le=2**tiles.MAX_ZOOM - 1, description="row from the top (XYZ), 0..2^z-1")]
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:
@@ -54,9 +55,10 @@ def tile_response(request: Request, t: tiles.Tile) -> Response:
 def add_tile_route(layer: TileLayer) -> None:
     Q = tiles.query_model(layer)
 
-    def get_tile(request: Request, z: Z, x: X, y: Y, query: Annotated[Q, Query()]) -> Response:
+    def get_tile(request: Request, viewer: ViewerDep, z: Z, x: X, y: Y, query: Annotated[Q, Query()]) -> Response:
         cache = tiles.tile_cache(get_settings().tile_cache_mb)
-        return tile_response(request, tiles.cached_tile(request.app.state.engine, layer.name, z, x, y, query, cache))
+        return tile_response(request, tiles.cached_tile(request.app.state.engine, layer.name, z, x, y, viewer,
+                                                        query, cache))
 
     def get_tilejson(request: Request, query: Annotated[Q, Query()]) -> JSONResponse:
         qs = str(request.url.query)

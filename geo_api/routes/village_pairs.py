@@ -9,7 +9,6 @@ twin villages; a post account records and edits the meetings of its own pairs.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
@@ -18,6 +17,8 @@ from geo_api import layers
 from geo_api.auth import PlannerDep, PostOfficerDep, require_own_post
 from geo_api.deps import ConnDep, IdempotencyDep, TxDep
 from geo_api.domain import villages
+from geo_api.openapi import GeoJSONResponse, IsoDate
+from geo_api.policy import Viewer
 from geo_api.routes.writes import AUTH_ERRORS, ERRORS, IfMatch, ItemId, etag, required_version, respond
 from geo_api.schemas.villages import (
     MeetingCreate, MeetingPublic, MeetingUpdate, OverdueReport, VillagePairCreate,
@@ -27,25 +28,26 @@ from geo_api.schemas.villages import (
 router = APIRouter(prefix="/api")
 PairId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 JSON = "application/json"
-PAIR = {"model": VillagePairPublic, "content": {"application/geo+json": {}}}
+PAIR = {"model": VillagePairPublic}  # served as GeoJSON (response_class)
 
 
 @router.post("/village-pairs", status_code=201, tags=["village-pairs"],
              summary="Twin a Vietnamese village with one across the border",
-             responses={201: PAIR, **AUTH_ERRORS, 409: ERRORS[409], 422: ERRORS[422]})
+             responses={201: PAIR, **AUTH_ERRORS, 409: ERRORS[409], 422: ERRORS[422]},
+             response_class=GeoJSONResponse)
 def create_pair(conn: TxDep, account: PlannerDep, idem: IdempotencyDep, body: VillagePairCreate) -> Response:
     if (replay := idem.replay(conn)) is not None:
         return replay
     pair_id = villages.create_pair(conn, body, account.username)
-    return idem.remember(conn, respond(conn, layers.VILLAGE_PAIRS, pair_id, 201))
+    return idem.remember(conn, respond(conn, layers.VILLAGE_PAIRS, pair_id, Viewer.of(account), 201))
 
 
 @router.patch("/village-pairs/{item_id}", tags=["village-pairs"], summary="Edit a village pair",
-              responses={200: PAIR, **ERRORS})
+              responses={200: PAIR, **ERRORS}, response_class=GeoJSONResponse)
 def update_pair(conn: TxDep, account: PlannerDep, item_id: ItemId, body: VillagePairUpdate,
                 if_match: IfMatch = None) -> Response:
     villages.update_pair(conn, item_id, body, account.username, required_version(if_match))
-    return respond(conn, layers.VILLAGE_PAIRS, item_id)
+    return respond(conn, layers.VILLAGE_PAIRS, item_id, Viewer.of(account))
 
 
 @router.delete("/village-pairs/{item_id}", status_code=204, tags=["village-pairs"],
@@ -56,11 +58,11 @@ def delete_pair(conn: TxDep, account: PlannerDep, item_id: ItemId, if_match: IfM
     return Response(status_code=204)
 
 
-def _meeting(conn, meeting_id: int, status: int = 200) -> Response:
+def _meeting(conn, meeting_id: int, viewer: Viewer, status: int = 200) -> Response:
     headers = etag(conn, layers.MEETINGS, meeting_id)
     if status == 201:
         headers["Location"] = f"/api/meetings/{meeting_id}"
-    return Response(layers.item(conn, layers.MEETINGS, meeting_id), status_code=status,
+    return Response(layers.item(conn, layers.MEETINGS, meeting_id, viewer), status_code=status,
                     media_type=JSON, headers=headers)
 
 
@@ -74,7 +76,7 @@ def create_meeting(conn: TxDep, account: PostOfficerDep, idem: IdempotencyDep, p
         return replay
     require_own_post(conn, account, "village_pair", pair_id)
     meeting_id = villages.create_meeting(conn, pair_id, body, account.username)
-    return idem.remember(conn, _meeting(conn, meeting_id, 201))
+    return idem.remember(conn, _meeting(conn, meeting_id, Viewer.of(account), 201))
 
 
 @router.patch("/meetings/{item_id}", tags=["meetings"], summary="Edit a meeting",
@@ -84,7 +86,7 @@ def update_meeting(conn: TxDep, account: PostOfficerDep, item_id: ItemId, body: 
     version = required_version(if_match)
     require_own_post(conn, account, "pair_meeting", item_id)
     villages.update_meeting(conn, item_id, body, account.username, version)
-    return _meeting(conn, item_id)
+    return _meeting(conn, item_id, Viewer.of(account))
 
 
 @router.delete("/meetings/{item_id}", status_code=204, tags=["meetings"],
@@ -102,6 +104,6 @@ def delete_meeting(conn: TxDep, account: PostOfficerDep, item_id: ItemId, if_mat
             responses={200: {"model": OverdueReport}})
 def overdue_pairs(
     conn: ConnDep,
-    as_of: Annotated[dt.date | None, Query(description="reference day (default: today)")] = None,
+    as_of: Annotated[IsoDate | None, Query(description="reference day (default: today)")] = None,
 ) -> Response:
     return Response(villages.overdue_report(conn, as_of), media_type=JSON)

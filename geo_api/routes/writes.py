@@ -29,7 +29,9 @@ from geo_api.deps import IdempotencyDep, TxDep
 from geo_api.domain import donors, resources
 from geo_api.errors import Forbidden, InvalidInput, PreconditionRequired
 from geo_api.layers import Layer
+from geo_api.openapi import GeoJSONResponse
 from geo_api.schemas import resources as s
+from geo_api.policy import Viewer
 
 router = APIRouter(prefix="/api")
 
@@ -46,6 +48,7 @@ ERRORS = {
     422: {"description": "invalid input; the message names the field and the reason"},
     428: {"description": "If-Match is required: send the ETag of the version you read"},
 }
+NO_IF_MATCH_ERRORS = {k: v for k, v in ERRORS.items() if k not in (412, 428)}
 
 ItemId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 IfMatch = Annotated[str | None, Header(
@@ -72,22 +75,19 @@ def required_version(if_match: str | None) -> int:
     return version
 
 
-# Tables whose rows carry a version (ETag on GET, If-Match on updates).
-VERSIONED = frozenset({"marker", "border_post", "branch_road", "village", "donor", "campaign",
-                       "village_pair", "pair_meeting", "inauguration"})
 
 
 def etag(conn: Connection, layer: Layer, item_id: int) -> dict[str, str]:
     """{"ETag": '"<version>"'} for a versioned row, else {}."""
-    if layer.table not in VERSIONED:
+    if not layer.versioned:
         return {}
     version = conn.execute(text(f"SELECT version FROM {layer.table} WHERE id = :id"),
                            {"id": item_id}).scalar()
     return {} if version is None else {"ETag": f'"{version}"'}
 
 
-def respond(conn: Connection, layer: Layer, item_id: int, status: int = 200) -> Response:
-    body = layers.item(conn, layer, item_id)
+def respond(conn: Connection, layer: Layer, item_id: int, viewer: Viewer, status: int = 200) -> Response:
+    body = layers.item(conn, layer, item_id, viewer)
     headers = etag(conn, layer, item_id)
     if status == 201:
         headers["Location"] = f"/api/{layer.name}/{item_id}"
@@ -129,7 +129,7 @@ def add_write_routes(layer: Layer, create_model: type[BaseModel], update_model: 
         if (replay := idem.replay(conn)) is not None:
             return replay
         _check_post_create(account, policy, layer, body)
-        return idem.remember(conn, respond(conn, layer, create(conn, body, account.username), 201))
+        return idem.remember(conn, respond(conn, layer, create(conn, body, account.username), Viewer.of(account), 201))
 
     def update_item(conn: TxDep, account: UpdateGuard, item_id: ItemId,
                     body: Annotated[update_model, Body()], if_match: IfMatch = None) -> Response:
@@ -138,23 +138,23 @@ def add_write_routes(layer: Layer, create_model: type[BaseModel], update_model: 
             require_own_post(conn, account, layer.table, item_id)
             only_fields(account, body, policy.post_update, layer.title)
         update(conn, item_id, body, account.username, version)
-        return respond(conn, layer, item_id)
+        return respond(conn, layer, item_id, Viewer.of(account))
 
     def delete_item(conn: TxDep, account: PlannerDep, item_id: ItemId, if_match: IfMatch = None) -> Response:
         delete(conn, item_id, account.username, required_version(if_match))
         return Response(status_code=204)
 
-    ok = {"model": public_model, "content": {"application/geo+json" if layer.spatial
-                                              else "application/json": {}}}
+    ok = {"model": public_model}
+    answers = {"response_class": GeoJSONResponse} if layer.spatial else {}  # the model's media type
     router.add_api_route(
         f"/{layer.name}", create_item, methods=["POST"], tags=[layer.name], status_code=201,
         summary=f"Create a {layer.title}", operation_id=f"create_{layer.table}",
-        responses={201: ok, **{k: v for k, v in ERRORS.items() if k not in (412, 428)}},
+        responses={201: ok, **NO_IF_MATCH_ERRORS}, **answers,
     )
     router.add_api_route(
         f"/{layer.name}/{{item_id}}", update_item, methods=["PATCH"], tags=[layer.name],
         summary=f"Change a {layer.title} (only the fields sent)", operation_id=f"update_{layer.table}",
-        responses={200: ok, **ERRORS},
+        responses={200: ok, **ERRORS}, **answers,
     )
     router.add_api_route(
         f"/{layer.name}/{{item_id}}", delete_item, methods=["DELETE"], tags=[layer.name],
@@ -183,18 +183,18 @@ add_write_routes(layers.CAMPAIGNS, s.CampaignCreate, s.CampaignUpdate, s.Campaig
 
 @router.post("/donors/{item_id}/members", tags=["donors"], status_code=201,
              summary="Add a member donor to a group", operation_id="add_donor_member",
-             responses={201: {"model": s.DonorPublic}, **ERRORS})
+             responses={201: {"model": s.DonorPublic}, **NO_IF_MATCH_ERRORS})
 def add_member(conn: TxDep, account: PlannerDep, idem: IdempotencyDep, item_id: ItemId,
                body: Annotated[s.DonorMemberIn, Body()]) -> Response:
     if (replay := idem.replay(conn)) is not None:
         return replay
     donors.add_member(conn, item_id, body, account.username)
-    return idem.remember(conn, respond(conn, layers.DONORS, item_id, 201))
+    return idem.remember(conn, respond(conn, layers.DONORS, item_id, Viewer.of(account), 201))
 
 
 @router.delete("/donors/{item_id}/members/{member_id}", tags=["donors"], status_code=204,
                summary="Remove a member donor from a group", operation_id="remove_donor_member",
-               responses=ERRORS)
+               responses=NO_IF_MATCH_ERRORS)
 def remove_member(conn: TxDep, account: PlannerDep, item_id: ItemId, member_id: ItemId) -> Response:
     donors.remove_member(conn, item_id, member_id, account.username)
     return Response(status_code=204)

@@ -11,11 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 # One money type for the whole API (whole đồng, 1..10^15; ints, integer-valued floats and
 # strings of digits; no fractions, zero, negatives or non-numbers).
 from geo_api.schemas.resources import MAX_VND, VND
+from geo_api.vocabulary import FUNDING_KINDS
 
 __all__ = ["MAX_VND", "VND", "FUNDING_KINDS", "FundingKind", "FundingCreate", "FundingPublic", "fmt_vnd"]
 
-FUNDING_KINDS = ("pledge", "commitment", "disbursement", "expenditure")
-FundingKind = Literal["pledge", "commitment", "disbursement", "expenditure"]
+FundingKind = Literal[FUNDING_KINDS]  # type: ignore[valid-type]
 
 
 def fmt_vnd(amount: int | Decimal | None) -> str:

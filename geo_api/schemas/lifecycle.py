@@ -7,10 +7,9 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-RoadStatus = Literal[
-    "proposed", "surveyed", "funded", "under_construction", "completed",
-    "inaugurated", "suspended", "cancelled",
-]
+from geo_api.vocabulary import ROAD_STATUSES
+
+RoadStatus = Literal[ROAD_STATUSES]  # type: ignore[valid-type]
 
 
 class TransitionEvidence(BaseModel):

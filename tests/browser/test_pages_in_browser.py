@@ -9,7 +9,7 @@ import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
-from pagekit import DESKTOP, PHONE, Page
+from pagekit import DESKTOP, PASSWORD, PHONE, Page
 
 DRAWN = {
     "roads": "document.querySelectorAll('path.br-road').length",
@@ -59,9 +59,16 @@ def test_donor_map_draws_every_road_and_marker(browser, site, size):
 
 @pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_planner_draws_markers_by_access_and_roads(browser, site, size):
+    """The planner page is for planners: a sign-in form first, then the map."""
     page = Page(browser, site, size)
-    browser.get_log("browser")
-    page.open("/planner")
+    browser.delete_all_cookies()
+    page.open("/planner", wait_map=False)
+    assert browser.find_element(By.ID, "page-sign-in").is_displayed()
+    browser.find_element(By.ID, "username").send_keys("planner-one")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "sign-in-button").click()
+    page.wait("window.BR && BR.ready === true")
+    browser.get_log("browser")  # the 401 of the sign-in form itself
     assert page.js(f"return {DRAWN['markers']}") == site.count("markers")
     assert page.js(f"return {DRAWN['roads']}") == site.count("roads")
     for access in ("none", "footpath", "earth", "concrete"):

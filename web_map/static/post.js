@@ -35,13 +35,9 @@
     box.textContent = text;
   }
 
+  // Every API error is {code, message, detail?}: `message` is the one line to show.
   function reason(body, status) {
-    if (!body) return String(status);
-    if (typeof body.message === 'string') return body.message;
-    if (typeof body.detail === 'string') return body.detail;
-    if (Array.isArray(body.detail)) {
-      return body.detail.map(function (d) { return (d.loc || []).slice(1).join('.') + ': ' + d.msg; }).join('; ');
-    }
+    if (body && typeof body.message === 'string') return body.message;
     return String(status);
   }
 

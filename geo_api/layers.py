@@ -61,6 +61,23 @@ class Anonymous:
 PUBLIC = Anonymous()
 
 
+@dataclass(frozen=True)
+class Tiles:
+    """How a layer is served as Mapbox Vector Tiles (geo_api.domain.tiles): the tile
+    attributes (tile name -> catalogue property), which of the layer's filters tiles take,
+    the zoom below which features are gathered into grid cells with the most common
+    `category`, a lighter FROM (alias t) than the layer's joins when the attributes need
+    less, and the indexed geometry columns its geometry is built from (a COALESCE of two)."""
+
+    title: str
+    attributes: dict[str, str]
+    filters: tuple[str, ...] = ()
+    aggregate_below: int = 0
+    category: str | None = None
+    source: str | None = None
+    indexed: tuple[str, ...] = ()
+
+
 def geometry_sql(layer: "Layer", viewer: Viewer) -> str | None:
     """The layer's geometry expression as `viewer` may see it (geo_api.policy)."""
     return policy.geometry_sql(layer, viewer)
@@ -98,7 +115,8 @@ class Layer:
     - `owner_post`: SQL giving the post responsible for row `:id` (post accounts may write
       only their own post's rows; None: not a post's row);
     - `versioned`: rows carry a version (ETag on GET, If-Match on updates);
-    - `exchange`: columns that exports add, so a file can be imported into another database.
+    - `exchange`: columns that exports add, so a file can be imported into another database;
+    - `tiles`: how the layer is served as vector tiles (None: it is not).
     """
 
     name: str
@@ -115,6 +133,7 @@ class Layer:
     owner_post: str | None = None
     versioned: bool = False
     exchange: dict[str, Prop] = field(default_factory=dict)
+    tiles: Tiles | None = None
 
     @property
     def spatial(self) -> bool:
@@ -384,13 +403,18 @@ MARKERS = Layer(
         "post_id": _id("t.post_id", "responsible post"),
         "number": _text("t.number", "marker number, e.g. 1033 or 1033/1"),
         "kind": _enum("t.kind", MARKER_KINDS, "main, sub or paired"),
-        "access": _enum("t.access", MARKER_ACCESS, "how the marker is reached today"),
+        "access": Filter("t.access::text = ANY(:v)", MARKER_ACCESS,
+                         "how the marker is reached today: one or more, comma-separated", many=True),
         "requested_by_post": Filter("t.requested_by_post = :v", bool, "the post has asked for a road"),
     },
     temporal="last_inspected_on",
     anonymous=Anonymous(snap_decimals=3, hidden=frozenset({"chainage_km"})),
     owner_post=owned_by_post("marker"), versioned=True,
     exchange={"post_code": Prop("bp.code"), "notes": Prop("t.notes")},
+    tiles=Tiles("Boundary markers", {"number": "number", "kind": "kind", "access": "access", "province": "province",
+                                     "post_id": "post_id", "post": "post_name"},
+                ("province", "post_id", "access"), aggregate_below=11, category="access",
+                source="marker t LEFT JOIN border_post bp ON bp.id = t.post_id"),
 )
 
 POSTS = Layer(
@@ -413,6 +437,8 @@ POSTS = Layer(
     },
     versioned=True,
     exchange={"notes": Prop("t.notes")},
+    tiles=Tiles("Border-guard posts", {"code": "code", "name": "name", "province": "province"}, ("province",),
+                aggregate_below=7, source="border_post t"),
 )
 
 ROADS = Layer(
@@ -450,6 +476,8 @@ ROADS = Layer(
                            "SELECT dm.member_id FROM donor_member dm JOIN g ON dm.group_id = g.id) "
                            "SELECT id FROM g))",
                            int, "funded by this donor or, for a group, by its members at any depth"),
+        "campaign_id": Filter("EXISTS (SELECT 1 FROM funding_tx f WHERE f.road_id = t.id AND f.campaign_id = :v)",
+                              int, "funded under this campaign"),
     },
     temporal="completed_on",
     anonymous=Anonymous(geometry="t.public_geom"),
@@ -457,6 +485,10 @@ ROADS = Layer(
     exchange={"post_code": Prop("bp.code"), "surface": Prop("t.surface"), "width_m": Prop("t.width_m", N),
               "planned_start": Prop("t.planned_start", D), "planned_end": Prop("t.planned_end", D),
               "contractor": Prop("t.contractor"), "notes": Prop("t.notes")},
+    tiles=Tiles("Branch roads", {"code": "code", "name": "name", "status": "status", "progress_pct": "progress_pct",
+                                 "province": "province", "post_id": "post_id"},
+                ("status", "province", "post_id", "donor_id", "campaign_id"), aggregate_below=8, category="status",
+                source="branch_road t", indexed=("t.geom", "t.as_built_geom")),
 )
 
 VILLAGES = Layer(
@@ -471,8 +503,13 @@ VILLAGES = Layer(
     filters={
         "country": Filter("t.country = :v", Literal[COUNTRIES], "ISO 3166 alpha-3"),  # type: ignore[valid-type]
         "admin1": _text("t.admin1", "province (Viet Nam) or first-level division"),
+        # IN over both columns is one hashed subplan; EXISTS (... OR ...) is a scan per village.
+        "paired": Filter("(t.id IN (SELECT vn_village_id FROM village_pair UNION ALL "
+                         "SELECT foreign_village_id FROM village_pair)) = :v", bool, "in a twinned village pair"),
     },
     versioned=True,
+    tiles=Tiles("Villages (twinned pairs)", {"name": "name", "country": "country", "admin1": "admin1"},
+                ("country", "paired"), aggregate_below=8, category="country", source="village t"),
 )
 
 def last_completed_quarter_sql(ref: str) -> str:
@@ -521,6 +558,11 @@ VILLAGE_PAIRS = Layer(
     },
     temporal="twinned_on",
     owner_post=owned_by_post("village_pair"), versioned=True,
+    tiles=Tiles("Twinned village pairs", {"vn_village": "vn_village", "foreign_village": "foreign_village",
+                                          "foreign_country": "foreign_country", "overdue": "overdue"},
+                ("overdue", "province"), aggregate_below=7, category="overdue",
+                source="village_pair t JOIN village vn ON vn.id = t.vn_village_id "
+                       "JOIN village fv ON fv.id = t.foreign_village_id"),
 )
 
 MEETINGS = Layer(

@@ -165,18 +165,22 @@ def test_ties_are_settled_on_the_cheaper_road():
     assert solve_optimal(p).chosen == {0: (None, 10 * M), 1: (0, 3 * M)}
 
 
-def respects_the_rules(p: Problem, sel: Selection) -> bool:
-    """Budget, caps, must-include markers and served parents, checked here in whole đồng
-    without the solver's own check."""
+def broken_rules(p: Problem, sel: Selection) -> list[str]:
+    """What a selection gets wrong, counted here in whole đồng rather than by the solver's
+    own check."""
+    wrong = []
     by_prov: dict[str, int] = defaultdict(int)
     for i, (parent, cost) in sel.chosen.items():
-        if parent is None:
-            assert cost == p.cost[i]
-        else:
-            assert (i, parent, cost) in p.links and parent in sel.chosen
+        if parent is None and cost != p.cost[i]:
+            wrong.append(f"{i} is not paid its own road's cost")
+        if parent is not None and ((i, parent, cost) not in p.links or parent not in sel.chosen):
+            wrong.append(f"{i} extends a road that is not offered or not built")
         by_prov[p.province[i]] += cost
-    return (sum(by_prov.values()) <= p.budget and all(by_prov[k] <= cap for k, cap in p.caps.items())
-            and all(i in sel.chosen for i in p.must))
+    if sum(by_prov.values()) > p.budget:
+        wrong.append("over budget")
+    wrong += [f"over the cap of {k}" for k, cap in p.caps.items() if by_prov[k] > cap]
+    wrong += [f"must-include {i} left out" for i in p.must if i not in sel.chosen]
+    return wrong
 
 
 def test_both_answers_keep_to_budget_caps_and_must_include():
@@ -192,15 +196,16 @@ def test_both_answers_keep_to_budget_caps_and_must_include():
                    if p.province[i] == p.province[j] and rng.random() < 0.3]
         for sel in (solve_optimal(p), solve_greedy(p)):
             if sel.status != "infeasible":
-                assert respects_the_rules(p, sel), (sel.method, p, sel.chosen)
-                assert sel.total_cost() == sum(c for _, c in sel.chosen.values())
+                assert broken_rules(p, sel) == [], (sel.method, p)
                 checked[sel.method] += 1
     assert min(checked.values()) > 20
 
 
 def test_solver_imports_no_database_or_web_code():
     """solver.py, loaded on its own in a fresh interpreter where SQLAlchemy, FastAPI,
-    Starlette, psycopg and the app's database modules cannot be imported, still solves."""
+    Starlette, psycopg and the app's database modules cannot be imported, still solves. It
+    is loaded by path: importing it through the package would run the package's
+    ``__init__``, which brings in the SQL side."""
     code = f"""
 import importlib.util, sys
 for name in ("sqlalchemy", "fastapi", "starlette", "psycopg", "psycopg2", "geo_api.db", "geo_api.localdb"):
@@ -209,7 +214,7 @@ spec = importlib.util.spec_from_file_location("solver_alone", {str(SOLVER_PY)!r}
 solver = importlib.util.module_from_spec(spec)
 sys.modules[spec.name] = solver
 spec.loader.exec_module(solver)
-p = solver.Problem(score=[60, 100, 120], cost=[1, 2, 3], province=["X"] * 3, budget=5)
+p = solver.Problem(score=[60, 100, 120], cost=[10**9, 2 * 10**9, 3 * 10**9], province=["X"] * 3, budget=5 * 10**9)
 assert sorted(solver.solve_optimal(p).chosen) == [1, 2] and sorted(solver.solve_greedy(p).chosen) == [0, 1]
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,

@@ -49,9 +49,8 @@ from geo_api import db
 from geo_api.errors import InvalidInput
 from geo_api import layers as catalogue
 from geo_api import policy
-from geo_api.layers import ROADS, many_validator, pair_overdue_sql
+from geo_api.layers import many_validator
 from geo_api.policy import Viewer
-from geo_api.vocabulary import MARKER_ACCESS, ROAD_STATUSES
 
 EXTENT = 4096          # tile coordinate space
 BUFFER = 64            # extent units kept beyond the edge (1 px at 256 px tiles = 16 units)
@@ -89,75 +88,26 @@ class TileLayer:
     indexed: tuple[str, ...] = ()
 
 
-def _road_filter(name: str) -> TileFilter:
-    f = ROADS.filters[name]
-    return TileFilter(f.sql, f.kind, f.description)
+def tile_layer(layer: catalogue.Layer) -> TileLayer:
+    """The tile view of a catalogue layer (its `tiles` declaration)."""
+    spec = layer.tiles
+    columns = {}
+    for attribute, prop_name in spec.attributes.items():
+        prop = layer.properties[prop_name]
+        columns[attribute] = f"{prop.sql}::text" if prop.enum else prop.sql  # MVT values: text, not enums
+    filters = {}
+    for name in spec.filters:
+        flt = layer.filters[name]
+        filters[name] = TileFilter(flt.sql, str if flt.many else flt.kind, flt.description,
+                                   many=flt.kind if flt.many else None)
+    return TileLayer(
+        name=layer.name, title=spec.title, source=spec.source or f"{layer.table} t {layer.joins}",
+        geom=layer.geometry, columns=columns, kind="point" if layer.geometry_type == "Point" else "line",
+        aggregate_below=spec.aggregate_below, category=spec.category, filters=filters, indexed=spec.indexed,
+    )
 
 
-ROAD_STATUS = TileFilter("t.status::text = ANY(:v)", str, "one or more statuses, comma-separated",
-                         many=ROAD_STATUSES)
-
-TILE_LAYERS: dict[str, TileLayer] = {layer.name: layer for layer in (
-    TileLayer(
-        name="markers", title="Boundary markers", kind="point", aggregate_below=11, category="access",
-        source="marker t LEFT JOIN border_post bp ON bp.id = t.post_id", geom="t.geom",
-        columns={"number": "t.number", "kind": "t.kind::text", "access": "t.access::text",
-                 "province": "t.province", "post_id": "t.post_id", "post": "bp.name"},
-        filters={
-            "province": TileFilter("t.province = :v", str, "province, e.g. Lạng Sơn"),
-            "post_id": TileFilter("t.post_id = :v", int, "responsible post"),
-            "access": TileFilter("t.access::text = ANY(:v)", str, "one or more of none, footpath, earth, "
-                                 "concrete, comma-separated", many=MARKER_ACCESS),
-        },
-    ),
-    TileLayer(
-        name="roads", title="Branch roads", kind="line", aggregate_below=8, category="status",
-        source="branch_road t", geom="COALESCE(t.as_built_geom, t.geom)",
-        indexed=("t.geom", "t.as_built_geom"),
-        columns={"code": "t.code", "name": "t.name", "status": "t.status::text",
-                 "progress_pct": "t.progress_pct", "province": "t.province", "post_id": "t.post_id"},
-        filters={
-            "status": ROAD_STATUS,
-            "province": _road_filter("province"),
-            "post_id": _road_filter("post_id"),
-            "donor_id": _road_filter("donor_id"),
-            "campaign_id": TileFilter(
-                "EXISTS (SELECT 1 FROM funding_tx f WHERE f.road_id = t.id AND f.campaign_id = :v)",
-                int, "funded under this campaign"),
-        },
-    ),
-    TileLayer(
-        name="posts", title="Border-guard posts", kind="point", aggregate_below=7,
-        source="border_post t", geom="t.geom",
-        columns={"code": "t.code", "name": "t.name", "province": "t.province"},
-        filters={"province": TileFilter("t.province = :v", str, "province, e.g. Lạng Sơn")},
-    ),
-    TileLayer(
-        name="village-pairs", title="Twinned village pairs", kind="line", aggregate_below=7,
-        category="overdue",
-        source="village_pair t JOIN village vn ON vn.id = t.vn_village_id "
-               "JOIN village fv ON fv.id = t.foreign_village_id",
-        geom="ST_MakeLine(vn.geom, fv.geom)",
-        columns={"vn_village": "vn.name", "foreign_village": "fv.name", "foreign_country": "fv.country::text",
-                 "overdue": pair_overdue_sql()},
-        filters={
-            "overdue": TileFilter(f"{pair_overdue_sql()} = :v", bool, "no meeting for the last completed quarter"),
-            "province": TileFilter("vn.admin1 = :v", str, "Vietnamese province of the pair"),
-        },
-    ),
-    TileLayer(
-        name="villages", title="Villages (twinned pairs)", kind="point", aggregate_below=8,
-        category="country", source="village t", geom="t.geom",
-        columns={"name": "t.name", "country": "t.country::text", "admin1": "t.admin1"},
-        filters={
-            "country": TileFilter("t.country = :v", Literal["VNM", "CHN", "LAO", "KHM"], "ISO 3166 alpha-3"),
-            # IN over both columns is one hashed subplan; EXISTS (... OR ...) is a scan per village.
-            "paired": TileFilter("(t.id IN (SELECT vn_village_id FROM village_pair UNION ALL "
-                                 "SELECT foreign_village_id FROM village_pair)) = :v", bool,
-                                 "in a twinned village pair"),
-        },
-    ),
-)}
+TILE_LAYERS: dict[str, TileLayer] = {layer.name: tile_layer(layer) for layer in catalogue.LAYERS if layer.tiles}
 
 
 class TileQuery(BaseModel):
@@ -397,7 +347,11 @@ def tilejson(layer_name: str, base_url: str, query_string: str = "") -> dict[str
     """TileJSON 3.0.0 for one layer, with the tile URL under `base_url`."""
     layer = TILE_LAYERS[layer_name]
     suffix = f"?{query_string}" if query_string else ""
-    fields = {name: "Number" if name in ("post_id", "progress_pct") else "String" for name in layer.columns}
+    source = catalogue.BY_NAME[layer_name]
+    kinds = {catalogue.INTEGER: "Number", catalogue.MONEY: "Number", catalogue.NUMBER: "Number",
+             catalogue.BOOLEAN: "Boolean"}
+    fields = {attribute: kinds.get(source.properties[prop].type, "String")
+              for attribute, prop in source.tiles.attributes.items()}
     if layer.aggregate_below:
         fields["count"] = (f"Number: below zoom {layer.aggregate_below} a feature is a grid cell (a point) "
                            f"standing for `count` {layer.name}, with only `count` and "

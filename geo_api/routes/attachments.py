@@ -182,8 +182,8 @@ def _form(fields: dict[str, str]) -> AttachmentCreate:
         "type": "object", "required": ["owner_kind", "owner_id", "file"],
         "properties": {
             "owner_kind": {"type": "string", "enum": list(attachments.OWNERS)},
-            "owner_id": {"type": "integer"},
-            "caption": {"type": "string"},
+            "owner_id": {"type": "integer", "minimum": 1, "maximum": 2**53},
+            "caption": {"type": "string", "maxLength": 2000},
             "file": {"type": "string", "format": "binary"},
         }}}}}},
 )

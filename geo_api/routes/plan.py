@@ -46,6 +46,7 @@ def get_candidates(_: PlannerDep, conn: ConnDep, q: Annotated[CandidateQuery, Qu
 @router.post("", response_model=PlanPublic,
              summary="Choose markers to fund within a budget: the optimal set, and the greedy one beside it",
              responses={401: {"description": "no account"}, 403: {"description": "not a planner or admin"},
+                        404: {"description": "a must-include marker that does not exist"},
                         412: {"description": "no road network loaded"},
                         422: {"description": "bad input, a must-include marker that is not a candidate, "
                                              "or constraints no plan can meet; nothing is written"}})

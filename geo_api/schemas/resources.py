@@ -21,6 +21,13 @@ from pydantic import (
 
 MAX_VND = 10**15
 
+# Decimals described as the numbers they are, bounds included (pydantic's own description
+# leaves max_digits out and also offers an unbounded string form).
+ChainageKm = Annotated[Decimal, Field(ge=0, lt=10**6, max_digits=9, decimal_places=3), WithJsonSchema(
+    {"type": "number", "minimum": 0, "exclusiveMaximum": 10**6, "description": "km, 3 decimals at most"})]
+WidthM = Annotated[Decimal, Field(gt=0, lt=100, max_digits=4, decimal_places=2), WithJsonSchema(
+    {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 100, "description": "metres, 2 decimals at most"})]
+
 # ---------------------------------------------------------------------------- value types
 
 
@@ -134,7 +141,7 @@ class MarkerCreate(WriteModel):
     kind: MarkerKind = "main"
     geometry: GeoJSON
     crs: CrsName | None = None
-    chainage_km: Annotated[Decimal, Field(ge=0, max_digits=9, decimal_places=3)] | None = None
+    chainage_km: ChainageKm | None = None
     province: Text
     district: Text | None = None
     commune: Text | None = None
@@ -154,7 +161,7 @@ class MarkerUpdate(PatchModel):
     kind: MarkerKind | None = None
     geometry: GeoJSON | None = None
     crs: CrsName | None = None
-    chainage_km: Annotated[Decimal, Field(ge=0, max_digits=9, decimal_places=3)] | None = None
+    chainage_km: ChainageKm | None = None
     province: Text | None = None
     district: Text | None = None
     commune: Text | None = None
@@ -216,7 +223,7 @@ class RoadCreate(WriteModel):
     district: Text | None = Field(default=None, description="defaults to the first marker's")
     commune: Text | None = Field(default=None, description="defaults to the first marker's")
     surface: Text = "concrete"
-    width_m: Annotated[Decimal, Field(gt=0, max_digits=4, decimal_places=2)] | None = None
+    width_m: WidthM | None = None
     estimated_cost: VND | None = None
     planned_start: dt.date | None = None
     planned_end: dt.date | None = None
@@ -237,7 +244,7 @@ class RoadUpdate(PatchModel):
     district: Text | None = None
     commune: Text | None = None
     surface: Text | None = None
-    width_m: Annotated[Decimal, Field(gt=0, max_digits=4, decimal_places=2)] | None = None
+    width_m: WidthM | None = None
     estimated_cost: VND | None = None
     planned_start: dt.date | None = None
     planned_end: dt.date | None = None

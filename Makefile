@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install db-start db-stop
+.PHONY: run test fuzz install db-start db-stop
 
 
 run: install          ## start PostGIS, migrate, load the demo data, serve on :8000
@@ -15,6 +15,10 @@ test: install         ## the whole test suite against a real PostGIS
 	$(BIN)/tracker ensure-browser
 	$(BIN)/tracker ensure-gis-tools
 	$(BIN)/pytest
+
+fuzz: install         ## the full schemathesis run (all checks, stateful, coverage; `make test` runs a small one)
+	$(BIN)/tracker db ensure-postgis
+	FUZZ_EXAMPLES=100 FUZZ_SCENARIOS=100 FUZZ_COVERAGE=1 $(BIN)/pytest tests/test_fuzz.py
 
 install: $(STAMP)
 

@@ -11,14 +11,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import threading
-import time
 
 import pytest
 from sqlalchemy import text
+
+from support.live import serve
 
 OGRINFO = shutil.which("ogrinfo")
 
@@ -26,25 +25,10 @@ OGRINFO = shutil.which("ogrinfo")
 @pytest.fixture(scope="module")
 def live(database_url, demo_counts):
     """The app served by uvicorn on 127.0.0.1:<free port> over the demo database."""
-    import uvicorn
-
     from geo_api.main import create_app
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(database_url), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    with serve(create_app(database_url)) as url:
+        yield url
 
 
 def ogrinfo(*args: str) -> str:

@@ -7,10 +7,6 @@ media types and the 400s the standard asks for.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
 import pytest
 import requests
 import shapely
@@ -20,6 +16,7 @@ from sqlalchemy import text
 from geo_api import layers, policy
 from geo_api.domain import ogc
 from geo_api.vocabulary import MARKER_KINDS, ROAD_STATUSES
+from support.live import serve
 
 CORE = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core"
 GEOJSON_CLASS = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson"
@@ -34,25 +31,10 @@ PART_5 = {"http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/schemas",
 @pytest.fixture(scope="module")
 def live(database_url, demo_counts):
     """The app served by uvicorn on 127.0.0.1:<free port> for this module's tests."""
-    import uvicorn
-
     from geo_api.main import create_app
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(database_url), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    with serve(create_app(database_url)) as url:
+        yield url
 
 
 def get(url: str, **params) -> requests.Response:

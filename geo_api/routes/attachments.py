@@ -179,7 +179,7 @@ def _form(fields: dict[str, str]) -> AttachmentCreate:
                413: {"description": "larger than TRACKER_MAX_UPLOAD_BYTES"},
                415: {"description": "type not allowed, or content not of the declared type"}},
     openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": ["owner_kind", "owner_id", "file"],
+        "type": "object", "required": ["owner_kind", "owner_id", "file"], "additionalProperties": False,
         "properties": {
             "owner_kind": {"type": "string", "enum": list(attachments.OWNERS)},
             "owner_id": {"type": "integer", "minimum": 1, "maximum": 2**53},

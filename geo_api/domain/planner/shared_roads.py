@@ -1,6 +1,7 @@
 """Shared roads: a candidate may be reached by extending the road of a neighbouring
 candidate (same province, within ``shared_road_radius_m``) instead of its own road from
-the network; the shared part is then paid once."""
+the network; the shared part is then paid once. A candidate only hangs off a neighbour
+closer to the network, so the roads stay a forest."""
 
 from __future__ import annotations
 

@@ -119,13 +119,12 @@ def serve(url: str):
     import uvicorn
 
     from geo_api.main import create_app
-    from web_map.config import MapSettings
+    from geo_api.settings import MapSettings, Settings
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
-    app = create_app(url)
-    app.state.map_settings = MapSettings(basemap_url=f"http://127.0.0.1:{dead}/{{z}}/{{x}}/{{y}}.png")
+    app = create_app(url, Settings(maps=MapSettings(basemap_url=f"http://127.0.0.1:{dead}/{{z}}/{{x}}/{{y}}.png")))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from geo_api import db  # noqa: E402
 from geo_api.domain import planner  # noqa: E402
 from geo_api.localdb import ensure_database_available  # noqa: E402
+from geo_api.settings import get_settings
 
 AS_OF = date(2026, 11, 23)
 X0, X1, Y0, Y1 = 102.0, 108.0, 17.0, 23.0
@@ -222,7 +223,7 @@ def main() -> int:
                                                 (SELECT count(*) FROM border_post), (SELECT count(*) FROM village)""")).one()
         print(f"data: {sizes[0]:,} segments, {sizes[1]:,} markers, {sizes[2]:,} posts, {sizes[3]:,} villages")
 
-        cfg = planner.get_planner_settings()
+        cfg = get_settings().planner
 
         def network_changed() -> None:  # what any change to road_network does
             with engine.begin() as conn:

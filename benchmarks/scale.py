@@ -66,12 +66,12 @@ def bench_server() -> str:
     slows the measurements nor moves the database snapshot that read caches key on.
     Stop it with `--stop-bench-server`."""
     from geo_api.localdb import Cluster, ensure_postgis
-    from geo_api.settings import Settings
+    from geo_api.settings import DatabaseSettings
 
     ensure_postgis(lambda *_: None)
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     BENCH_DIR.chmod(0o755)  # the postgres user (when run as root) must reach the data dir
-    cluster = Cluster(Settings(database_url=None, pg_dir=BENCH_DIR / "pgdata", pg_port=BENCH_PORT,
+    cluster = Cluster(DatabaseSettings(database_url=None, pg_dir=BENCH_DIR / "pgdata", pg_port=BENCH_PORT,
                                pg_database="postgres"))
     cluster.start()
     return cluster.admin_url("postgres")
@@ -79,9 +79,9 @@ def bench_server() -> str:
 
 def stop_bench_server() -> None:
     from geo_api.localdb import Cluster
-    from geo_api.settings import Settings
+    from geo_api.settings import DatabaseSettings
 
-    Cluster(Settings(database_url=None, pg_dir=BENCH_DIR / "pgdata", pg_port=BENCH_PORT)).stop()
+    Cluster(DatabaseSettings(database_url=None, pg_dir=BENCH_DIR / "pgdata", pg_port=BENCH_PORT)).stop()
 
 
 def database_name(scale: int) -> str:

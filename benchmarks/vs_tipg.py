@@ -191,11 +191,11 @@ def capture_sql(url: str, paths: list[str], tile_cache_mb: int | None = None) ->
 
     from geo_api import db
     from geo_api.main import create_app
-    from geo_api.settings import get_settings
+    from geo_api.settings import Settings
 
+    settings = Settings()
     if tile_cache_mb is not None:
-        saved = get_settings().tile_cache_mb
-        get_settings().tile_cache_mb = tile_cache_mb
+        settings.api.tile_cache_mb = tile_cache_mb
 
     seen: list[tuple[str, object]] = []
     original = db.ReadPool.fetchone
@@ -204,7 +204,7 @@ def capture_sql(url: str, paths: list[str], tile_cache_mb: int | None = None) ->
         seen.append(("read", (sql, params)))
         return original(self, sql, params)
 
-    app = create_app(url)
+    app = create_app(url, settings)
     engine = app.state.engine
 
     @event.listens_for(engine, "before_cursor_execute")
@@ -231,8 +231,6 @@ def capture_sql(url: str, paths: list[str], tile_cache_mb: int | None = None) ->
     finally:
         db.ReadPool.fetchone = original
         engine.dispose()
-        if tile_cache_mb is not None:
-            get_settings().tile_cache_mb = saved
     return scripts
 
 

@@ -32,15 +32,13 @@ import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Annotated, Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, text
 
 from geo_api import layers
@@ -48,41 +46,11 @@ from geo_api.domain import idempotency
 from geo_api.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests, Unauthorized
 from geo_api.vocabulary import PLANNER_ROLES as PLANNERS
 from geo_api.vocabulary import ROLES
+from geo_api.settings import get_settings
 
 USERNAME_PATTERN = r"^[a-z0-9_.-]{3,64}$"
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
-
-
-class SecuritySettings(BaseSettings):
-    """Environment variables with prefix ``TRACKER_``."""
-
-    model_config = SettingsConfigDict(env_prefix="TRACKER_", extra="ignore")
-
-    token_ttl_hours: float = Field(default=12.0, gt=0, le=24 * 90)
-    # Failed logins allowed per username and address (and per address, all usernames)
-    # within the window before 429.
-    login_max_failures: int = Field(default=5, ge=1)
-    login_ip_max_failures: int = Field(default=50, ge=1)
-    login_window_seconds: int = Field(default=900, ge=1)
-    # How long an Idempotency-Key and its stored response are kept (then purged).
-    idempotency_retention_hours: int = Field(default=168, ge=1)
-    # The database role the app's connections switch to (SET ROLE); empty: none.
-    app_db_role: str = Field(default="tracker_app", pattern=r"^([a-z_][a-z0-9_]{0,62})?$")
-    # Comma-separated origins allowed by CORS; empty: no cross-origin access at all.
-    cors_origins: str = ""
-    # Largest request body in bytes (uploads have their own limit, TRACKER_MAX_UPLOAD_BYTES).
-    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
-    # Offline sync: most items in one POST /api/sync.
-    sync_max_items: int = Field(default=500, ge=1)
-
-    def cors_origin_list(self) -> list[str]:
-        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
-
-
-@lru_cache
-def get_security_settings() -> SecuritySettings:
-    return SecuritySettings()
 
 
 # ---------------------------------------------------------------------------- accounts
@@ -211,7 +179,7 @@ def token_digest(token: str) -> str:
 
 def issue_token(conn: Connection, account_id: int, ttl_hours: float | None = None) -> tuple[str, datetime]:
     """A new bearer token for the account: (token, expires_at). Only its digest is stored."""
-    ttl = get_security_settings().token_ttl_hours if ttl_hours is None else ttl_hours
+    ttl = get_settings().security.token_ttl_hours if ttl_hours is None else ttl_hours
     token = secrets.token_urlsafe(32)
     expires_at = conn.execute(text("""
         INSERT INTO auth_token (account_id, token_hash, expires_at)
@@ -244,7 +212,7 @@ def revoke_all(conn: Connection, account_id: int) -> None:
 
 def _throttle(conn: Connection, username: str, client_ip: str) -> None:
     """429 with Retry-After once too many logins failed recently (since the last success)."""
-    s = get_security_settings()
+    s = get_settings().security
     for where, limit, who in (
         ("username = :u AND client_ip = :ip", s.login_max_failures, "this username from your address"),
         ("client_ip = :ip", s.login_ip_max_failures, "your address"),
@@ -297,7 +265,7 @@ def login(engine: Engine, username: str, password: str, client_ip: str) -> tuple
 
 def housekeeping(conn: Connection) -> None:
     """Drop expired tokens, old login attempts and idempotency keys past their retention."""
-    s = get_security_settings()
+    s = get_settings().security
     conn.execute(text("DELETE FROM auth_token WHERE expires_at < now()"))
     conn.execute(text("DELETE FROM login_attempt WHERE at < now() - make_interval(secs => :w) - interval '1 day'"),
                  {"w": s.login_window_seconds})

@@ -28,7 +28,7 @@ def _echo(message: str) -> None:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    settings = get_settings()
+    settings = get_settings().database
     if args.action == "ensure-postgis":
         ensure_postgis(_echo)
         _echo("PostgreSQL, PostGIS and pgRouting are installed.")
@@ -153,8 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("up", cmd_up, "start the database, migrate, load the demo data and serve"),
     ):
         p = sub.add_parser(name, help=text)
-        p.add_argument("--host", default=settings.host)
-        p.add_argument("--port", type=int, default=settings.port)
+        p.add_argument("--host", default=settings.server.host)
+        p.add_argument("--port", type=int, default=settings.server.port)
         p.set_defaults(func=func)
     cli_files.add_commands(sub)
     cli_plan.add_commands(sub)
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tracker: {exc}", file=sys.stderr)
         return 2
     except OperationalError as exc:
-        url = make_url(get_settings().resolved_database_url()).render_as_string(hide_password=True)
+        url = make_url(get_settings().database.resolved_database_url()).render_as_string(hide_password=True)
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         print(f"tracker: cannot reach the database at {url}: {reason}", file=sys.stderr)
         return 2

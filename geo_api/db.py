@@ -16,7 +16,7 @@ from geo_api.settings import get_settings, normalise_url
 
 @lru_cache
 def get_engine(url: str | None = None) -> Engine:
-    url = normalise_url(url) if url else get_settings().resolved_database_url()
+    url = normalise_url(url) if url else get_settings().database.resolved_database_url()
     engine = create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
     run_as_app_role(engine)
     return engine
@@ -26,9 +26,8 @@ def run_as_app_role(engine: Engine) -> None:
     """Every new connection switches to the application role (TRACKER_APP_DB_ROLE, made by
     migration 0004), so the database enforces its rights (no UPDATE/DELETE of audit rows)
     whatever DATABASE_URL logs in as. Migrations use their own engine and stay the owner."""
-    from geo_api.auth import get_security_settings
 
-    role = get_security_settings().app_db_role
+    role = get_settings().security.app_db_role
     if not role:
         return
 
@@ -120,14 +119,13 @@ _read_pools_lock = threading.Lock()
 
 def read_pool(engine: Engine) -> ReadPool:
     """The ReadPool of `engine`'s database, made on first use, emptied when it is disposed."""
-    from geo_api.auth import get_security_settings
 
     key = engine.url.render_as_string(hide_password=False)
     with _read_pools_lock:
         pool = _read_pools.get(key)
         if pool is None:
             conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-            pool = _read_pools[key] = ReadPool(conninfo, get_security_settings().app_db_role or None)
+            pool = _read_pools[key] = ReadPool(conninfo, get_settings().security.app_db_role or None)
             event.listen(engine, "engine_disposed", lambda _engine: pool.close())
         return pool
 
@@ -156,7 +154,7 @@ def psycopg_sql(sql: str) -> str:
 def alembic_config(url: str | None = None) -> Config:
     cfg = Config(str(ROOT / "alembic.ini"))
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.attributes["url"] = normalise_url(url) if url else get_settings().resolved_database_url()
+    cfg.attributes["url"] = normalise_url(url) if url else get_settings().database.resolved_database_url()
     return cfg
 
 

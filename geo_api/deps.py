@@ -6,10 +6,11 @@ from typing import Annotated
 from fastapi import Depends, Header, Request, Response
 from sqlalchemy import Connection, Engine
 
-from geo_api.auth import CurrentAccountDep, get_security_settings
+from geo_api.auth import CurrentAccountDep
 from geo_api.domain.idempotency import KEY_PATTERN, IdempotentRequest, fingerprint
 from geo_api.policy import Viewer
 from geo_api.vocabulary import ROLES
+from geo_api.settings import get_settings
 
 
 def get_engine_dep(request: Request) -> Engine:
@@ -88,7 +89,7 @@ class Idempotency:
 
 def idempotent_request(account_id: int, key: str, request_hash: str) -> IdempotentRequest:
     return IdempotentRequest(account_id, key, request_hash,
-                             get_security_settings().idempotency_retention_hours)
+                             get_settings().security.idempotency_retention_hours)
 
 
 async def get_idempotency(request: Request, account: CurrentAccountDep,

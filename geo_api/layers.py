@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from sqlalchemy import Connection, text
 
 from geo_api import policy
-from geo_api.errors import InvalidInput, NotFound
+from geo_api.errors import NotFound
 from geo_api.policy import Viewer
 from geo_api.settings import get_settings
 from geo_api.vocabulary import (
@@ -157,7 +157,7 @@ class PageQuery(BaseModel):
     @field_validator("limit")
     @classmethod
     def _cap(cls, v: int) -> int:
-        cap = get_settings().max_page_size
+        cap = get_settings().api.max_page_size
         if v > cap:
             raise ValueError(f"limit must be at most {cap}")
         return v

@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from geo_api.settings import Settings, get_settings
+from geo_api.settings import DatabaseSettings, get_settings
 
 PG_MAJOR_DEFAULT = "15"
 
@@ -111,7 +111,7 @@ def ensure_apt_packages(missing: list[str], what: str, recheck, echo=print, hint
 
 @dataclass
 class Cluster:
-    settings: Settings
+    settings: DatabaseSettings
 
     @property
     def as_root(self) -> bool:
@@ -212,13 +212,13 @@ class Cluster:
                 conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def local_cluster(settings: Settings | None = None) -> Cluster:
-    return Cluster(settings or get_settings())
+def local_cluster(settings: DatabaseSettings | None = None) -> Cluster:
+    return Cluster(settings or get_settings().database)
 
 
 def ensure_database_available(echo=print) -> str:
     """Return the database URL, starting the local cluster unless DATABASE_URL is set."""
-    settings = get_settings()
+    settings = get_settings().database
     if settings.database_url:
         return settings.resolved_database_url()
     ensure_postgis(echo)

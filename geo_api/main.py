@@ -20,9 +20,14 @@ from geo_api.routes import tiles
 from web_map import pages
 from geo_api.middleware import install_security
 from geo_api.routes import auth as auth_routes, sync as sync_routes
+from geo_api.settings import Settings, configure
 
 
-def create_app(database_url: str | None = None) -> FastAPI:
+def create_app(database_url: str | None = None, settings: Settings | None = None) -> FastAPI:
+    """The app over `database_url` (default: the settings' database), with `settings`
+    (default: read from the environment now), which become the process's settings."""
+    settings = configure(settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
@@ -36,6 +41,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
         lifespan=lifespan,
         dependencies=[QUERY_GUARD],  # unknown query parameters: 422 (geo_api.openapi)
     )
+    app.state.settings = settings
     app.state.engine = get_engine(database_url)
     install_error_handlers(app)
     install_security(app)

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geo_api import auth
 from geo_api.errors import error_body
+from geo_api.settings import get_settings
 
 # (method, path) -> largest body, or None when the route enforces its own limit while
 # streaming. A path ending in "/" matches every path under it.
@@ -31,9 +32,7 @@ _BODY_LIMITS: dict[tuple[str, str], int | None] = {("POST", "/api/attachments"):
 
 
 def _upload_limit() -> int:
-    from geo_api.settings import get_settings
-
-    return get_settings().max_upload_bytes + 64 * 1024  # the file plus the multipart around it
+    return get_settings().files.max_upload_bytes + 64 * 1024  # the file plus the multipart around it
 
 
 _BODY_LIMITS[("POST", "/api/import/")] = _upload_limit()  # file imports (routes/files.py)
@@ -147,7 +146,7 @@ class AuthenticationMiddleware:
 
 def install_security(app: FastAPI) -> None:
     """Authentication, body limits and CORS (outermost last)."""
-    settings = auth.get_security_settings()
+    settings = get_settings().security
     app.add_middleware(AuthenticationMiddleware)
     app.add_middleware(BodyLimitMiddleware, default_limit=settings.max_body_bytes)
     origins = settings.cors_origin_list()

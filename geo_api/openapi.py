@@ -1,7 +1,8 @@
 """What the API promises, declared once for every route rather than by hand on each.
 
 - `refuse_unknown_query`: every route outside /ogc (which answers 400, per OGC) refuses a
-  query parameter it does not declare with a 422 naming it. A route's parameters are what
+  query parameter it does not declare, or a single-valued one given twice, with a 422
+  naming it. A route's parameters are what
   FastAPI's dependant declares (query models expanded) plus `openapi_extra["parameters"]`
   for routes that read filters themselves (exports).
 - `describe`: the OpenAPI document states, per operation, the statuses its guards and
@@ -12,17 +13,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import field_annotation_is_sequence
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, iter_route_contexts
-from pydantic import AwareDatetime, BaseModel, BeforeValidator
+from pydantic import BaseModel
 
 from geo_api.errors import ERROR_REF, document_errors
 
@@ -38,18 +39,6 @@ class GeoJSONResponse(JSONResponse):
     """For response_class=: the route's documented model is served as GeoJSON."""
 
     media_type = GEOJSON
-
-
-def _text_only(value: Any) -> Any:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        raise ValueError("a date is written as text, e.g. 2024-05-31 (not a number)")
-    return value
-
-
-# Dates and times as ISO text only: pydantic would otherwise take a number as a Unix time,
-# which the description (format: date / date-time) does not allow.
-IsoDate = Annotated[dt.date, BeforeValidator(_text_only)]
-IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_text_only)]
 
 
 def media(*types: str, description: str = "Successful Response") -> dict[str, Any]:
@@ -118,12 +107,28 @@ def has_path_params(route: APIRoute) -> bool:
 # ------------------------------------------------------------ unknown query parameters
 
 
-def _allowed_query(route: APIRoute) -> tuple[frozenset[str], str]:
+def _allowed_query(route: APIRoute) -> tuple[frozenset[str], str, frozenset[str]]:
+    """The route's query keys, as a sentence, and those that may repeat (lists)."""
     cached = route.__dict__.get("_allowed_query")
     if cached is None:
         names = frozenset(query_names(route))
-        cached = route.__dict__["_allowed_query"] = (names, ", ".join(sorted(names)) or "none")
+        cached = route.__dict__["_allowed_query"] = (
+            names, ", ".join(sorted(names)) or "none", frozenset(_list_names(route)))
     return cached
+
+
+def _list_names(route: APIRoute) -> Iterator[str]:
+    for d in _dependants(route.dependant):
+        for f in d.query_params:
+            annotation = getattr(f.field_info, "annotation", None)
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                yield from (m.alias or n for n, m in annotation.model_fields.items()
+                            if field_annotation_is_sequence(m.annotation))
+            elif field_annotation_is_sequence(annotation):
+                yield f.alias
+    for p in (route.openapi_extra or {}).get("parameters", []):
+        if p.get("in") == "query" and p.get("schema", {}).get("type") == "array":
+            yield p["name"]
 
 
 def refuse_unknown_query(request: Request) -> None:
@@ -132,14 +137,17 @@ def refuse_unknown_query(request: Request) -> None:
     if not request.scope.get("query_string") or not isinstance(route, APIRoute) \
             or route.path.startswith(UNGUARDED_PREFIXES):
         return
-    allowed, takes = _allowed_query(route)
+    allowed, takes, lists = _allowed_query(route)
     params = request.query_params
-    unknown = [k for k in dict.fromkeys(params.keys()) if k not in allowed]
-    if unknown:
-        raise RequestValidationError([{
-            "type": "extra_forbidden", "loc": ("query", k), "input": params.get(k),
-            "msg": f"unknown query parameter; this endpoint takes: {takes}",
-        } for k in unknown])
+    keys = [k for k, _ in params.multi_items()]
+    errors = [{"type": "extra_forbidden", "loc": ("query", k), "input": params.get(k),
+               "msg": f"unknown query parameter; this endpoint takes: {takes}"}
+              for k in dict.fromkeys(keys) if k not in allowed]
+    errors += [{"type": "too_long", "loc": ("query", k), "input": params.getlist(k),
+                "msg": "given more than once; it takes one value (a list is comma-separated)"}
+               for k in dict.fromkeys(keys) if k in allowed and k not in lists and keys.count(k) > 1]
+    if errors:
+        raise RequestValidationError(errors)
 
 
 QUERY_GUARD = Depends(refuse_unknown_query)
@@ -221,7 +229,7 @@ def _parameters(operation: dict[str, Any], route: APIRoute) -> None:
             p["name"] = "Idempotency-Key"
         elif p["in"] == "query" and p["name"] == "limit" and "maximum" not in str(p["schema"]):
             # a page's size is capped by a setting, read when the document is made
-            p["schema"]["maximum"] = get_settings().max_page_size
+            p["schema"]["maximum"] = get_settings().api.max_page_size
 
 
 def describe(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 
 from geo_api import auth, cli, db
 from geo_api.errors import TooManyRequests
-from geo_api.settings import get_settings
+from geo_api.settings import configure
 
 PASSWORD = "núi-đá-1033-Đào-Viên"
 
@@ -36,7 +36,7 @@ def anon(app):
 def fresh_settings(monkeypatch):
     """Settings read again from the environment (and again after the test)."""
     def clear():
-        auth.get_security_settings.cache_clear()
+        configure()
     clear()
     yield monkeypatch
     monkeypatch.undo()
@@ -121,7 +121,7 @@ def test_expired_tokens_and_logged_out_tokens_stop_working(anon, engine):
 
 def test_throttling_per_username_and_address_with_retry_after(anon, engine, database_url, fresh_settings):
     fresh_settings.setenv("TRACKER_LOGIN_MAX_FAILURES", "3")
-    auth.get_security_settings.cache_clear()
+    configure()
     make_account(engine, "bi-chan")
     for _ in range(3):
         assert login(anon, "bi-chan", "wrong-password-x").status_code == 401
@@ -179,7 +179,7 @@ def test_accounts_are_managed_by_admins_only(anon, auth_headers, engine):
 
 def test_cli_creates_accounts_and_resets_passwords(anon, database_url, monkeypatch, capsys):
     monkeypatch.setenv("DATABASE_URL", database_url)
-    get_settings.cache_clear()
+    configure()
     try:
         monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
         assert cli.main(["account", "create", "--username", "so-ngoai-vu", "--role", "donor",
@@ -195,7 +195,7 @@ def test_cli_creates_accounts_and_resets_passwords(anon, database_url, monkeypat
         assert "does not exist" in capsys.readouterr().err
     finally:
         monkeypatch.undo()
-        get_settings.cache_clear()
+        configure()
 
 
 # ---------------------------------------------------------------------------- privacy
@@ -289,7 +289,7 @@ def test_cors_is_closed_unless_origins_are_configured(anon, database_url, fresh_
     pre = anon.options("/api/roads", headers={**origin, "Access-Control-Request-Method": "POST"})
     assert "access-control-allow-origin" not in pre.headers
     fresh_settings.setenv("TRACKER_CORS_ORIGINS", "https://bandobiengioi.vn")
-    auth.get_security_settings.cache_clear()
+    configure()
     with TestClient(create_app(database_url)) as c:
         ok = c.get("/api/health", headers={"Origin": "https://bandobiengioi.vn"})
         other = c.get("/api/health", headers=origin)
@@ -371,3 +371,22 @@ def test_downgrade_revokes_but_keeps_the_shared_role(fresh_database):
         eng.dispose()
     assert exists == 1 and grants == 0 and defaults == 0
     db.upgrade(url)
+
+
+def test_settings_built_in_code_are_passed_to_the_app(database_url, demo_counts, engine):
+    """One settings object, a section per area, given to create_app (no environment)."""
+    from geo_api.main import create_app
+    from geo_api.settings import SecuritySettings, Settings
+
+    settings = Settings(security=SecuritySettings(login_max_failures=2, token_ttl_hours=1))
+    make_account(engine, "cai-dat-rieng")
+    try:
+        with TestClient(create_app(database_url, settings)) as c:
+            assert c.app.state.settings is settings
+            ok = login(c, "cai-dat-rieng")
+            assert "Max-Age=3600" in ok.headers["set-cookie"]
+            assert [login(c, "cai-dat-rieng", "sai-mat-khau-x").status_code for _ in range(2)] == [401, 401]
+            assert login(c, "cai-dat-rieng").status_code == 429
+    finally:
+        configure()
+    assert Settings().security.login_max_failures == 5

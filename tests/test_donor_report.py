@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 from geo_api import db
 from geo_api.demo import load_demo
 from geo_api.domain.attachments import StagedUpload, Store, save_attachment
-from geo_api.settings import get_settings
+from geo_api.settings import Settings, configure
 
 DAO_VIEN_ROADS = ["DN-LS-0001", "DN-LS-0002", "DN-LS-0003", "DN-LS-0004"]
 
@@ -49,12 +49,11 @@ def report_client(report_db):
     url, _, store, _ = report_db
     from geo_api.main import create_app
 
-    settings = get_settings()
-    old = settings.attachments_dir
-    settings.attachments_dir = store.root
-    with TestClient(create_app(url)) as c:
+    settings = Settings()
+    settings.files.attachments_dir = store.root
+    with TestClient(create_app(url, settings)) as c:
         yield c
-    settings.attachments_dir = old
+    configure()
 
 
 def vi_money(n) -> str:

@@ -31,13 +31,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 
 from geo_api import db
 from geo_api.localdb import Cluster
-from geo_api.settings import Settings
+from geo_api.settings import DatabaseSettings
 
 ACTOR = "fault-tester"
 WORKERS = 4
@@ -94,7 +93,7 @@ def kill9_postgres(cluster: Cluster) -> None:
 def crash_cluster():
     base = Path(tempfile.mkdtemp(prefix="tracker-faults-", dir="/var/tmp"))
     base.chmod(0o755)  # the postgres user (when run as root) must reach the data dir
-    cluster = Cluster(Settings(database_url=None, pg_dir=base / "pgdata", pg_port=free_port(),
+    cluster = Cluster(DatabaseSettings(database_url=None, pg_dir=base / "pgdata", pg_port=free_port(),
                                pg_database="tracker"))
     cluster.start()
     try:

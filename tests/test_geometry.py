@@ -6,8 +6,9 @@ import math
 import pytest
 from shapely.geometry import MultiPolygon, Point
 
+from geo_api.settings import GeometrySettings
 from geo_api.domain.geometry import (
-    GeometrySettings, check_country_side, country_at, fmt_distance, parse_geometry,
+    check_country_side, country_at, fmt_distance, parse_geometry,
 )
 from geo_api.errors import InvalidInput
 

@@ -7,10 +7,10 @@ from sqlalchemy import create_engine, text
 
 from api_client import ApiClient, account_headers
 from geo_api import db
-from geo_api.auth import get_security_settings
 from geo_api.domain.attachments import Store
 from geo_api.domain.idempotency import purge_expired
 from geo_api.routes import attachments as attachment_routes
+from geo_api.settings import get_settings
 
 TABLES = ("funding_tx", "road_event", "branch_road", "attachment", "pair_meeting", "inauguration",
           "inauguration_road", "audit_log", "idempotency_key")
@@ -177,7 +177,7 @@ def test_keys_are_kept_for_the_retention_then_purged(env):
                                 "road_id": env["roads"]["R-UC"], "kind": "pledge", "amount": 7_000,
                                 "tx_date": "2024-03-02"}
     assert api.post("/api/funding", json=body, headers={"Idempotency-Key": "old-1"}).status_code == 201
-    keep = get_security_settings().idempotency_retention_hours
+    keep = get_settings().security.idempotency_retention_hours
     assert keep == 168
     with env["engine"].begin() as conn:
         conn.execute(text("UPDATE idempotency_key SET created_at = now() - make_interval(hours => :h + 1) "

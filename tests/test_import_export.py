@@ -399,7 +399,7 @@ def test_upload_endpoint_refusals(target_client, monkeypatch):
     r = post("villages", "v.csv", b"code,name\n1,2\n")
     assert r.status_code == 422 and "no coordinate columns" in r.json()["message"]
     assert post("villages", "v.csv", b"code,longitude,latitude\n1,2,3\n", set="oops").status_code == 422
-    monkeypatch.setattr(get_settings(), "max_upload_bytes", 10)
+    monkeypatch.setattr(get_settings().files, "max_upload_bytes", 10)
     assert post("villages", "v.csv", b"code,longitude,latitude\nV,106.5,22.4\n").status_code == 413
 
 

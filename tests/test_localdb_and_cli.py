@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from geo_api import localdb
-from geo_api.settings import Settings, get_settings, normalise_url
+from geo_api.settings import DatabaseSettings, get_settings, normalise_url
 
 
 def test_postgis_and_pgrouting_are_installed():
@@ -15,12 +15,12 @@ def test_postgis_and_pgrouting_are_installed():
 
 
 def test_local_cluster_is_running_on_its_own_port(server_url):
-    if get_settings().database_url:
+    if get_settings().database.database_url:
         pytest.skip("DATABASE_URL points at an external server")
     cluster = localdb.local_cluster()
     assert cluster.running()
     assert (cluster.data_dir / "PG_VERSION").exists()
-    assert f":{get_settings().pg_port}/" in server_url
+    assert f":{get_settings().database.pg_port}/" in server_url
 
 
 def test_ensure_postgis_names_the_command_when_it_cannot_install(monkeypatch):
@@ -36,7 +36,7 @@ def test_ensure_postgis_names_the_command_when_it_cannot_install(monkeypatch):
 
 def test_database_url_wins_over_the_local_cluster(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@db.example:5432/roads")
-    assert Settings().resolved_database_url() == "postgresql+psycopg://u:p@db.example:5432/roads"
+    assert DatabaseSettings().resolved_database_url() == "postgresql+psycopg://u:p@db.example:5432/roads"
     assert normalise_url("postgres://x/y") == "postgresql+psycopg://x/y"
 
 

@@ -12,8 +12,8 @@ from sqlalchemy import text
 
 from geo_api.auth import POST_TRANSITIONS
 from geo_api.domain import lifecycle
-from web_map import charts, pages, static_files
-from web_map.config import MapSettings
+from web_map import charts, static_files
+from geo_api.settings import MapSettings
 from web_map.i18n import JS_KEYS, WORDS, Texts
 
 PAGES = ["/", "/post", "/planner", "/villages", "/charts"]
@@ -194,8 +194,8 @@ def test_donor_map_refuses_bad_filters_with_a_reason(client, engine, params, sta
 
 
 def test_pages_switch_to_vector_tiles_when_the_data_is_large(client, auth_headers, monkeypatch):
-    small = MapSettings(inline_max_markers=1000)
-    monkeypatch.setattr(pages, "get_map_settings", lambda: small)
+    settings = client.app.state.settings
+    monkeypatch.setattr(settings, "maps", MapSettings(inline_max_markers=1000))
     html = client.get("/", params={"status": "inaugurated"}).text
     cfg = config_of(html)
     assert cfg["mode"] == "tiles" and "roads" not in cfg["drawn"]
@@ -204,8 +204,7 @@ def test_pages_switch_to_vector_tiles_when_the_data_is_large(client, auth_header
     assert config_of(client.get("/planner", headers=auth_headers("planner")).text)["mode"] == "tiles"
     assert config_of(client.get("/", params={"mode": "inline"}).text)["mode"] == "inline"
     # Far past the limits, embedding everything is refused rather than attempted.
-    tiny = MapSettings(inline_max_markers=1000, inline_hard_factor=2)
-    monkeypatch.setattr(pages, "get_map_settings", lambda: tiny)
+    monkeypatch.setattr(settings, "maps", MapSettings(inline_max_markers=1000, inline_hard_factor=2))
     refused = client.get("/", params={"mode": "inline"})
     assert refused.status_code == 422 and "too many to put in one page" in refused.json()["message"]
     monkeypatch.undo()

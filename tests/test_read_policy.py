@@ -406,3 +406,32 @@ def test_every_layer_declares_its_anonymous_rule_and_deny_is_the_default(world):
         policy.hidden(closed, policy.ANONYMOUS)
     assert policy.geometry_sql(closed, policy.Viewer(role="viewer")) == "t.geom"
     assert {layer.name for layer in layers.LAYERS if layer.anonymous is not layers.PUBLIC} == {"markers", "roads"}
+
+
+def test_roads_are_cut_again_when_markers_come_move_or_go(engine, demo_counts):
+    """branch_road.public_geom follows the markers (migration 0006's triggers): a marker
+    added on a road cuts it there, moved away it lets go, deleted it is forgotten."""
+    near = """SELECT COALESCE(min(ST_Distance(m.geom::geography, r.public_geom::geography)), 1e9)
+              FROM branch_road r, marker m WHERE r.code = 'DN-LS-0001' AND m.id = :m"""
+    with engine.connect() as conn, conn.begin():
+        mid = conn.execute(text("SELECT ST_AsText(ST_LineInterpolatePoint(r.geom, 0.5)), m.segment_id "
+                                "FROM branch_road r JOIN marker m ON m.number = '1033' WHERE r.code = 'DN-LS-0001' "
+                                "ORDER BY m.id LIMIT 1")).one()
+        before = conn.execute(text("SELECT ST_Length(public_geom::geography) FROM branch_road "
+                                   "WHERE code = 'DN-LS-0001'")).scalar()
+        m = conn.execute(text("INSERT INTO marker (segment_id, number, geom, province) "
+                              "VALUES (:s, '9999', ST_GeomFromText(:p, 4326), 'Lạng Sơn') RETURNING id"),
+                         {"s": mid[1], "p": mid[0]}).scalar()
+        assert conn.execute(text(near), {"m": m}).scalar() >= policy.MARKER_CLEARANCE_M
+        cut = conn.execute(text("SELECT ST_Length(public_geom::geography) FROM branch_road "
+                                "WHERE code = 'DN-LS-0001'")).scalar()
+        assert cut < before - 2 * policy.MARKER_CLEARANCE_M * 0.9
+        conn.execute(text("UPDATE marker SET geom = ST_Translate(geom, 0.05, 0) WHERE id = :m"), {"m": m})
+        assert conn.execute(text("SELECT ST_Length(public_geom::geography) FROM branch_road "
+                                 "WHERE code = 'DN-LS-0001'")).scalar() == pytest.approx(before)
+        conn.execute(text("UPDATE marker SET geom = ST_GeomFromText(:p, 4326) WHERE id = :m"), {"p": mid[0], "m": m})
+        assert conn.execute(text(near), {"m": m}).scalar() >= policy.MARKER_CLEARANCE_M
+        conn.execute(text("DELETE FROM marker WHERE id = :m"), {"m": m})
+        assert conn.execute(text("SELECT ST_Length(public_geom::geography) FROM branch_road "
+                                 "WHERE code = 'DN-LS-0001'")).scalar() == pytest.approx(before)
+        conn.rollback()

@@ -7,6 +7,7 @@ from sqlalchemy import create_engine, text
 
 from api_client import ApiClient, account_headers
 from geo_api import db
+from geo_api.settings import configure
 
 TABLES = ("branch_road", "road_event", "audit_log", "sync_item")
 
@@ -187,10 +188,8 @@ def test_malformed_syncs_are_refused_whole(env, bad, reason):
 
 
 def test_too_long_a_queue_is_refused(env, monkeypatch):
-    from geo_api.auth import get_security_settings
-
     monkeypatch.setenv("TRACKER_SYNC_MAX_ITEMS", "2")
-    get_security_settings.cache_clear()
+    configure()
     try:
         ra = road(env)
         r = env["client"].post("/api/sync", headers=env["officer"], json={"items": [
@@ -198,4 +197,4 @@ def test_too_long_a_queue_is_refused(env, monkeypatch):
         assert r.status_code == 422 and "at most 2" in r.json()["message"]
     finally:
         monkeypatch.undo()
-        get_security_settings.cache_clear()
+        configure()

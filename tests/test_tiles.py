@@ -285,7 +285,7 @@ def test_a_kept_tile_is_served_until_the_data_changes(client, engine, dao_vien):
     from geo_api.settings import get_settings
     from geo_api.domain.tiles import tile_cache
 
-    cache = tile_cache(get_settings().tile_cache_mb)
+    cache = tile_cache(get_settings().api.tile_cache_mb)
     z, x, y = _tile_at(*dao_vien, 15)
 
     def ids() -> set[int]:
@@ -321,6 +321,6 @@ def test_tiles_without_the_cache_are_the_same(client, dao_vien, monkeypatch):
 
     z, x, y = _tile_at(*dao_vien, 10)
     kept = _get(client, "roads", z, x, y)
-    monkeypatch.setattr(get_settings(), "tile_cache_mb", 0)
+    monkeypatch.setattr(get_settings().api, "tile_cache_mb", 0)
     fresh = _get(client, "roads", z, x, y)
     assert fresh.content == kept.content and fresh.headers["ETag"] == kept.headers["ETag"]

@@ -14,7 +14,7 @@ from api_client import ApiClient
 from sqlalchemy import create_engine, text
 
 from geo_api import db
-from geo_api.domain import villages
+from geo_api.settings import configure, get_settings
 
 N = 12  # villages on each side near Lao Bảo / Dansavanh
 
@@ -159,15 +159,15 @@ def test_distance_refusal_states_the_distance(env):
 def test_the_pair_distance_is_configurable(env, monkeypatch):
     ids = env["villages"]
     monkeypatch.setenv("TRACKER_PAIR_MAX_DISTANCE_KM", "60")
-    villages.get_village_settings.cache_clear()
+    configure()
     try:
         r = env["client"].post("/api/village-pairs", json={"vn_village_id": ids["VN11"],
                                                            "foreign_village_id": ids["LAFAR"]})
         assert r.status_code == 201, r.text
     finally:
         monkeypatch.undo()
-        villages.get_village_settings.cache_clear()
-    assert villages.get_village_settings().pair_max_distance_km == 30
+        configure()
+    assert get_settings().villages.pair_max_distance_km == 30
 
 
 def test_the_same_pair_twice_is_a_conflict(env):

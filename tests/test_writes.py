@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text
 
 from geo_api import DATA_DIR, db
 from geo_api.schemas import resources as s
+from geo_api.settings import configure
 
 ON_LINE = [106.88017, 21.98204]   # a vertex of the VN-CN line (marker 1033 here)
 M2 = [106.88257, 21.98051]        # the next vertex, ~300 m away (marker 1033/1)
@@ -270,15 +271,13 @@ def test_a_duplicate_marker_number_on_a_segment_is_a_conflict(api, engine_w, bas
 
 
 def test_marker_segment_distance_is_configurable(api, engine_w, base, monkeypatch):
-    from geo_api.domain import geometry
-
     monkeypatch.setenv("TRACKER_MARKER_MAX_DISTANCE_M", "2000")
-    geometry.get_geometry_settings.cache_clear()
+    configure()
     try:
         create(api, "markers", marker_body(base, geometry=point(IN_VN)))
     finally:
         monkeypatch.undo()
-        geometry.get_geometry_settings.cache_clear()
+        configure()
     assert "within 500 m" in refused(api, engine_w, "POST", "/api/markers", marker_body(base, geometry=point(IN_VN)))
 
 

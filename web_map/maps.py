@@ -27,8 +27,8 @@ from folium.utilities import JsCode
 from markupsafe import escape
 
 from geo_api.policy import Viewer
+from geo_api.settings import MapSettings
 from web_map import data
-from web_map.config import MapSettings
 from web_map.i18n import Texts
 from web_map.static_files import static_url
 

@@ -28,9 +28,9 @@ from geo_api.domain.tiles import without_jit
 from geo_api.deps import ViewerDep
 from geo_api.errors import InvalidInput
 from geo_api.policy import Viewer
+from geo_api.settings import MapSettings
 from geo_api.vocabulary import ROAD_STATUSES
 from web_map import charts, data, maps, static_files
-from web_map.config import MapSettings, get_map_settings
 from web_map.i18n import Texts
 
 router = APIRouter(include_in_schema=False)
@@ -144,8 +144,8 @@ def signin_page(request: Request, t: Texts, viewer: Viewer, title: str) -> Respo
 
 
 def settings_for(request: Request) -> MapSettings:
-    """The app's own map settings if it was given some (tests, benchmarks), else the environment's."""
-    return getattr(request.app.state, "map_settings", None) or get_map_settings()
+    """The map settings the app was created with."""
+    return request.app.state.settings.maps
 
 
 def resolve_mode(request: Request, requested: str, counts: data.Counts, page: str) -> str:

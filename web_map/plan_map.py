@@ -25,6 +25,7 @@ from geo_api.deps import ConnDep, ViewerDep
 from geo_api.domain import planner
 from geo_api.errors import DomainError, status_for
 from geo_api.schemas.planner import PlanCreate
+from geo_api.settings import get_settings
 from web_map.i18n import Texts
 from web_map.pages import signin_page
 
@@ -153,7 +154,6 @@ def popup_html(c: planner.Candidate, role: dict, lang: str) -> str:
 
 
 def build_map(conn: Connection, plan: planner.Plan, lang: str) -> folium.Map:
-    from web_map.config import get_map_settings
     from web_map.maps import OfflineMap
 
     ranked = plan.ranked
@@ -163,7 +163,7 @@ def build_map(conn: Connection, plan: planner.Plan, lang: str) -> folium.Map:
     else:
         bounds = [[8.4, 102.1], [23.4, 109.5]]
     m = OfflineMap(location=None, tiles=None, control_scale=True, zoom_start=7)
-    settings = get_map_settings()
+    settings = get_settings().maps
     folium.TileLayer(settings.basemap_url, attr=settings.basemap_attribution, name="OSM",
                      max_zoom=19).add_to(m)
     net, built, border = network_layers(conn, bounds)

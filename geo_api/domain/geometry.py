@@ -23,8 +23,6 @@ from typing import Any
 
 import numpy as np
 import shapely
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError, ProjError
 from shapely.geometry import shape
@@ -32,6 +30,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geo_api import DATA_DIR
 from geo_api.errors import InvalidInput
+from geo_api.settings import get_settings
 
 COUNTRIES_FILE = DATA_DIR / "borders" / "countries_near_vn.geojson"
 COUNTRY_NAMES = {"VNM": "Viet Nam", "CHN": "China", "LAO": "Laos", "KHM": "Cambodia"}
@@ -44,33 +43,6 @@ POSITION_DEPTH = {
 }
 
 
-class GeometrySettings(BaseSettings):
-    """Tolerances of the geometry checks (environment variables with prefix ``TRACKER_``)."""
-
-    model_config = SettingsConfigDict(env_prefix="TRACKER_", extra="ignore")
-
-    # Anything we store (markers, posts, roads, Vietnamese villages) must lie in Viet Nam
-    # or at most this far outside it: markers sit on the line, and the outline is generalised.
-    vn_margin_km: float = Field(default=5.0, ge=0)
-    # Villages across the border (CHN/LAO/KHM) may lie this far from Viet Nam.
-    foreign_village_margin_km: float = Field(default=30.0, ge=0)
-    # Cap on the vertices of one input geometry (a GPS track is thinned before upload).
-    max_vertices: int = Field(default=10_000, ge=2)
-    # A marker must lie this close to its border segment. 500 m rather than a tighter value:
-    # the shipped border line is simplified to ~200 m, and real markers on rivers or
-    # paired markers stand some way off the line.
-    marker_max_distance_m: float = Field(default=500.0, ge=0)
-    # A branch road must come this close to every marker it serves, and one of its ends
-    # must lie this close to one of them (the road reaches the marker, it does not stop short).
-    road_marker_max_distance_m: float = Field(default=200.0, ge=0)
-    # A village is on its country's side if it lies inside that country's outline or
-    # within this distance of it (the outline is simplified to ~200 m).
-    village_side_tolerance_m: float = Field(default=100.0, ge=0)
-
-
-@lru_cache
-def get_geometry_settings() -> GeometrySettings:
-    return GeometrySettings()
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -166,7 +138,7 @@ def country_at(point: BaseGeometry) -> tuple[str | None, dict[str, float]]:
 def check_country_side(point: BaseGeometry, country: str, what: str = "village",
                        tolerance_m: float | None = None) -> None:
     """Refuse a point that does not lie on the side of the border its `country` says."""
-    tol = get_geometry_settings().village_side_tolerance_m if tolerance_m is None else tolerance_m
+    tol = get_settings().geometry.village_side_tolerance_m if tolerance_m is None else tolerance_m
     actual, dist = country_at(point)
     if dist[country] <= tol:
         return
@@ -342,7 +314,7 @@ def parse_geometry(
     CRS; they are reprojected. A Feature is accepted for its geometry. `margin_km=None` uses
     TRACKER_VN_MARGIN_KM; a negative margin skips the Viet Nam check. Raises InvalidInput.
     """
-    settings = get_geometry_settings()
+    settings = get_settings().geometry
     expected = (expected,) if isinstance(expected, str) else tuple(expected)
     margin_km = settings.vn_margin_km if margin_km is None else margin_km
     cap = settings.max_vertices if max_vertices is None else max_vertices

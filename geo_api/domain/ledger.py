@@ -22,26 +22,13 @@ cannot both squeeze under the same commitment.
 
 from __future__ import annotations
 
-from functools import lru_cache
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Connection, text
 
 from geo_api.domain.resources import audit
 from geo_api.errors import Conflict, InvalidInput
 from geo_api.schemas.ledger import FundingCreate, fmt_vnd
 
-class LedgerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TRACKER_", extra="ignore")
-
-    # Flag a road when disbursed/estimate runs this far ahead of progress/100.
-    disbursement_warning_threshold: float = Field(default=0.3, ge=0, le=1)
-
-
-@lru_cache
-def warning_threshold() -> float:
-    return LedgerSettings().disbursement_warning_threshold
 
 
 def sums(prefix: str = "", where: str = "") -> str:

@@ -30,11 +30,12 @@ from datetime import date, datetime, timedelta, timezone
 from sqlalchemy import Connection, text
 
 from geo_api.vocabulary import ACTIVE_ROAD_STATUSES
-from geo_api.domain.geometry import fmt_distance, get_geometry_settings, parse_geometry, to_wkb
+from geo_api.domain.geometry import fmt_distance, parse_geometry, to_wkb
 from geo_api.domain.resources import audit
 from geo_api.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from geo_api.schemas.ledger import fmt_vnd
 from geo_api.schemas.lifecycle import ProgressCreate, TransitionCreate
+from geo_api.settings import get_settings
 
 ACTIVE = ACTIVE_ROAD_STATUSES
 FINAL = ("inaugurated", "cancelled")
@@ -208,7 +209,7 @@ def _line(conn: Connection, road_id: int, geojson: dict, field: str) -> bytes:
     """A surveyed or as-built line as WKB, held to the rule every road line follows: it comes
     within TRACKER_ROAD_MARKER_MAX_DISTANCE_M of each marker served, and one end that close."""
     wkb = to_wkb(parse_geometry(geojson, "LineString", field=field))
-    limit = get_geometry_settings().road_marker_max_distance_m
+    limit = get_settings().geometry.road_marker_max_distance_m
     rows = conn.execute(text("""
         SELECT m.id, m.number, ST_Distance(m.geom::geography, g.line::geography) AS to_line,
                LEAST(ST_Distance(m.geom::geography, ST_StartPoint(g.line)::geography),

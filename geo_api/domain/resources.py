@@ -33,7 +33,7 @@ from sqlalchemy import Connection, text
 
 from geo_api import layers
 from geo_api.domain.geometry import (
-    check_country_side, fmt_distance, get_geometry_settings, parse_geometry, to_wkb,
+    check_country_side, fmt_distance, parse_geometry, to_wkb,
 )
 from geo_api.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from geo_api.layers import Layer
@@ -41,6 +41,7 @@ from geo_api.schemas.resources import (
     MarkerCreate, MarkerUpdate, PostCreate, PostUpdate, RoadCreate, RoadUpdate, VillageCreate,
     VillageUpdate,
 )
+from geo_api.settings import get_settings
 
 GEOMETRY_COLUMNS = ("geom", "area", "as_built_geom")
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -204,7 +205,7 @@ def _check_marker(conn: Connection, m: dict[str, Any], marker_id: int | None) ->
     """), {"sid": m["segment_id"], "g": to_wkb(m["geom"])}).first()
     if seg is None:
         raise InvalidInput(f"segment_id: border segment {m['segment_id']} does not exist", field="segment_id")
-    limit = get_geometry_settings().marker_max_distance_m
+    limit = get_settings().geometry.marker_max_distance_m
     if seg.d > limit:
         raise InvalidInput(
             f"geometry: marker {m['number']} is {fmt_distance(seg.d)} from border segment {seg.code}; "
@@ -349,7 +350,7 @@ def _check_road(conn: Connection, r: dict[str, Any], road_id: int | None) -> lis
                 f"(id {m.post_id}), not post {r['post_id']}; a branch road belongs to the post "
                 f"responsible for the markers it serves", field="marker_ids",
             )
-    limit = get_geometry_settings().road_marker_max_distance_m
+    limit = get_settings().geometry.road_marker_max_distance_m
     for m in markers:
         if m.to_line > limit:
             raise InvalidInput(
@@ -424,7 +425,7 @@ VILLAGE_REFERENCES = (
 
 
 def _village_geom(body: VillageCreate | VillageUpdate, country: str):
-    settings = get_geometry_settings()
+    settings = get_settings().geometry
     margin = settings.vn_margin_km if country == "VNM" else settings.foreign_village_margin_km
     return parse_geometry(body.geometry, "Point", body.crs, margin_km=margin)
 

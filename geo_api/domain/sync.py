@@ -31,7 +31,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
 from geo_api.auth import (
-    POST_ROAD_UPDATE_FIELDS, Account, check_transition_rights, get_security_settings, only_fields,
+    POST_ROAD_UPDATE_FIELDS, Account, check_transition_rights, only_fields,
     require_own_post,
 )
 from geo_api.domain import lifecycle, resources
@@ -41,13 +41,14 @@ from geo_api.errors import (
 from geo_api.schemas.lifecycle import ProgressCreate, TransitionCreate
 from geo_api.schemas.resources import RoadUpdate
 from geo_api.schemas.sync import SyncItem
+from geo_api.settings import get_settings
 
 OUTCOME_BY_STATUS = {403: "forbidden", 404: "not_found", 409: "conflict", 412: "conflict"}
 
 
 def sync(conn: Connection, account: Account, items: list[SyncItem]) -> dict[str, Any]:
     """Apply a queue; the per-item results in the order sent, with counts."""
-    limit = get_security_settings().sync_max_items
+    limit = get_settings().security.sync_max_items
     if len(items) > limit:
         raise InvalidInput(f"items: at most {limit} per sync (TRACKER_SYNC_MAX_ITEMS); send the rest "
                            "in another request", field="items")

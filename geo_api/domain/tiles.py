@@ -24,7 +24,7 @@ markers' positions snapped to about 100 m (a point is put in the tile of its sna
 position) and roads kept clear of the markers.
 
 The pages use these tiles instead of inline GeoJSON when the data is too large to embed
-(see web_map.config); GIS clients can use them too (TileJSON at /tiles/{layer}.json).
+(see the `maps` settings); GIS clients can use them too (TileJSON at /tiles/{layer}.json).
 
 Rendered tiles are kept in memory (`cached_tile`, `TRACKER_TILE_CACHE_MB`) with the
 database snapshot they were rendered in, and served again while a request's statement

@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from functools import lru_cache
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Connection, text
 
 from geo_api import layers
@@ -28,22 +25,11 @@ from geo_api.domain import attachments
 from geo_api.domain.resources import audit, lock_row, require_ref
 from geo_api.errors import Conflict, InvalidInput
 from geo_api.schemas.villages import MeetingCreate, MeetingUpdate, VillagePairCreate, VillagePairUpdate
+from geo_api.settings import get_settings
 
 FOREIGN_COUNTRIES = ("CHN", "LAO", "KHM")
 
 
-class VillageSettings(BaseSettings):
-    """Environment variables with prefix ``TRACKER_``."""
-
-    model_config = SettingsConfigDict(env_prefix="TRACKER_", extra="ignore")
-
-    # Twinned villages face each other across the border: at most this far apart.
-    pair_max_distance_km: float = Field(default=30.0, gt=0)
-
-
-@lru_cache
-def get_village_settings() -> VillageSettings:
-    return VillageSettings()
 
 
 def _today(conn: Connection) -> dt.date:
@@ -88,7 +74,7 @@ def create_pair(conn: Connection, data: VillagePairCreate, actor: str, *,
                 max_distance_km: float | None = None) -> int:
     """Insert a pair after checking countries, distance, post and date; returns its id."""
     if max_distance_km is None:
-        max_distance_km = get_village_settings().pair_max_distance_km
+        max_distance_km = get_settings().villages.pair_max_distance_km
     found = conn.execute(text("""
         SELECT vn.id AS vn_id, vn.name AS vn_name, vn.country AS vn_country,
                fv.id AS fv_id, fv.name AS fv_name, fv.country AS fv_country,

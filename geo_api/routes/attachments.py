@@ -42,11 +42,11 @@ MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and fields around the
 
 
 def get_store() -> Store:
-    return Store(get_settings().attachments_dir)
+    return Store(get_settings().files.attachments_dir)
 
 
 def get_upload_limit() -> int:
-    return get_settings().max_upload_bytes
+    return get_settings().files.max_upload_bytes
 
 
 StoreDep = Annotated[Store, Depends(get_store)]

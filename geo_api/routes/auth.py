@@ -19,6 +19,7 @@ from geo_api.errors import InvalidInput, NotFound
 from geo_api.routes.writes import AUTH_ERRORS
 from geo_api.middleware import SESSION_COOKIE
 from geo_api.vocabulary import ROLES
+from geo_api.settings import get_settings
 
 router = APIRouter(prefix="/api", tags=["accounts"])
 
@@ -100,7 +101,7 @@ def login(body: LoginIn, request: Request, engine: EngineDep) -> JSONResponse:
         "account": auth.account_json(account)}), headers={"Cache-Control": "no-store"})
     # The pages are read by navigation, which sends no Authorization header: the same token
     # as a cookie, honoured only for page reads (geo_api.middleware.SESSION_COOKIE).
-    response.set_cookie(SESSION_COOKIE, token, max_age=int(auth.get_security_settings().token_ttl_hours * 3600),
+    response.set_cookie(SESSION_COOKIE, token, max_age=int(get_settings().security.token_ttl_hours * 3600),
                         httponly=True, samesite="strict", secure=request.url.scheme == "https")
     return response
 

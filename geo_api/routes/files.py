@@ -33,7 +33,7 @@ router = APIRouter(prefix="/api", tags=["files"])
 CHUNK = 1 << 20
 # Uploads stream to disk and stop at TRACKER_MAX_UPLOAD_BYTES; the general body limit would
 # refuse files that are fine. The slack is for the multipart envelope.
-middleware.allow_large_body("POST", "/api/import/", get_settings().max_upload_bytes + CHUNK)
+middleware.allow_large_body("POST", "/api/import/", get_settings().files.max_upload_bytes + CHUNK)
 
 
 def parse_assignments(items: list[str] | None, what: str = "set") -> dict[str, str]:
@@ -49,7 +49,7 @@ def parse_assignments(items: list[str] | None, what: str = "set") -> dict[str, s
 
 def _save_upload(upload: UploadFile, folder: Path) -> Path:
     """The upload on disk (GDAL reads files), refused past TRACKER_MAX_UPLOAD_BYTES."""
-    cap = get_settings().max_upload_bytes
+    cap = get_settings().files.max_upload_bytes
     suffix = Path(upload.filename or "").suffix.lower()
     path = folder / f"upload{suffix}"
     size = 0
@@ -114,7 +114,7 @@ def donor_report_html(
     conn: ConnDep, viewer: ViewerDep, donor_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)],
     lang: Annotated[Literal["vi", "en"], Query(description="vi (default) or en")] = "vi",
 ) -> HTMLResponse:
-    html = donor_report.report_html(conn, donor_id, viewer, lang, store_root=get_settings().attachments_dir)
+    html = donor_report.report_html(conn, donor_id, viewer, lang, store_root=get_settings().files.attachments_dir)
     return HTMLResponse(html)
 
 

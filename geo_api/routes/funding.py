@@ -21,6 +21,7 @@ from geo_api.routes.writes import AUTH_ERRORS
 from geo_api.schemas.ledger import FundingCreate, FundingPublic
 from geo_api.schemas.lifecycle import RoadStatus
 from geo_api.policy import Viewer
+from geo_api.settings import get_settings
 
 router = APIRouter(prefix="/api", tags=["funding"])
 
@@ -96,6 +97,6 @@ def warnings(conn: ConnDep, format: Format = "json",
              threshold: Annotated[float | None, Query(ge=0, le=1, description=(
                  "flag roads with disbursed/estimate − progress/100 above this "
                  "(default TRACKER_DISBURSEMENT_WARNING_THRESHOLD, 0.3)"))] = None) -> Response:
-    threshold = ledger.warning_threshold() if threshold is None else threshold
+    threshold = get_settings().ledger.disbursement_warning_threshold if threshold is None else threshold
     return render(conn, ledger.WARNINGS_SQL, format, "funding-warnings", {"threshold": threshold},
                   extra={"threshold": threshold})

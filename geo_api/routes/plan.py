@@ -12,7 +12,14 @@ from fastapi.encoders import jsonable_encoder
 from geo_api.auth import PlannerDep
 from geo_api.deps import ConnDep
 from geo_api.domain import network, planner
-from geo_api.schemas.planner import CandidatePublic, CandidateQuery, ExportFormat, PlanCreate, PlanPublic
+from geo_api.schemas.planner import (
+    CandidatePublic,
+    CandidateQuery,
+    ExportFormat,
+    PlanCreate,
+    PlanPublic,
+)
+from geo_api.settings import get_settings
 
 router = APIRouter(prefix="/api/plan", tags=["planner"])
 
@@ -63,8 +70,8 @@ def post_plan(body: PlanCreate, conn: ConnDep, _: PlannerDep, format: Format = "
 
 
 @router.get("/settings", summary="The planner's configured weights, costs and thresholds")
-def get_settings() -> dict:
-    cfg = planner.get_planner_settings()
+def planner_settings() -> dict:
+    cfg = get_settings().planner
     return jsonable_encoder(cfg.model_dump() | {"winding_factor": str(cfg.winding_factor)})
 
 

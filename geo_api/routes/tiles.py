@@ -56,7 +56,7 @@ def add_tile_route(layer: TileLayer) -> None:
     Q = tiles.query_model(layer)
 
     def get_tile(request: Request, viewer: ViewerDep, z: Z, x: X, y: Y, query: Annotated[Q, Query()]) -> Response:
-        cache = tiles.tile_cache(get_settings().tile_cache_mb)
+        cache = tiles.tile_cache(get_settings().api.tile_cache_mb)
         return tile_response(request, tiles.cached_tile(request.app.state.engine, layer.name, z, x, y, viewer,
                                                         query, cache))
 

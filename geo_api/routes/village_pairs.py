@@ -17,7 +17,8 @@ from geo_api import layers
 from geo_api.auth import PlannerDep, PostOfficerDep, require_own_post
 from geo_api.deps import ConnDep, IdempotencyDep, TxDep
 from geo_api.domain import villages
-from geo_api.openapi import GeoJSONResponse, IsoDate
+from geo_api.openapi import GeoJSONResponse
+from geo_api.schemas.types import IsoDate
 from geo_api.policy import Viewer
 from geo_api.routes.writes import AUTH_ERRORS, ERRORS, IfMatch, ItemId, etag, required_version, respond
 from geo_api.schemas.villages import (

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 # strings of digits; no fractions, zero, negatives or non-numbers).
 from geo_api.schemas.resources import MAX_VND, VND
 from geo_api.vocabulary import FUNDING_KINDS
+from geo_api.schemas.types import IsoDate
 
 __all__ = ["MAX_VND", "VND", "FUNDING_KINDS", "FundingKind", "FundingCreate", "FundingPublic", "fmt_vnd"]
 
@@ -32,7 +33,7 @@ class FundingCreate(BaseModel):
     donor_id: int = Field(ge=1)
     kind: FundingKind
     amount: VND
-    tx_date: date
+    tx_date: IsoDate
     road_id: int | None = Field(default=None, ge=1)
     campaign_id: int | None = Field(default=None, ge=1)
     reference: str | None = Field(default=None, max_length=200, description="e.g. cheque or decision number")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from geo_api.vocabulary import ROAD_STATUSES
+from geo_api.schemas.types import IsoDate, IsoDateTime
 
 RoadStatus = Literal[ROAD_STATUSES]  # type: ignore[valid-type]
 
@@ -22,8 +23,8 @@ class TransitionEvidence(BaseModel):
         default=None, description="→surveyed: the surveyed line (GeoJSON LineString); replaces the planned line")
     as_built_line: dict[str, Any] | None = Field(
         default=None, description="→completed: the as-built line (GeoJSON LineString)")
-    completed_on: date | None = Field(default=None, description="→completed: the completion date")
-    started_on: date | None = Field(
+    completed_on: IsoDate | None = Field(default=None, description="→completed: the completion date")
+    started_on: IsoDate | None = Field(
         default=None, description="→under_construction: ground-breaking date (default: occurred_at's date)")
     photos: list[str] = Field(default_factory=list, max_length=50, description="photo references")
     documents: list[str] = Field(default_factory=list, max_length=50, description="document references")
@@ -34,7 +35,7 @@ class TransitionCreate(BaseModel):
 
     to_status: RoadStatus
     note: str | None = Field(default=None, max_length=4000)
-    occurred_at: AwareDatetime | None = Field(
+    occurred_at: IsoDateTime | None = Field(
         default=None, description="when it happened, with a time zone (default: now)")
     evidence: TransitionEvidence = Field(default_factory=TransitionEvidence)
     override_reason: str | None = Field(
@@ -56,7 +57,7 @@ class ProgressCreate(BaseModel):
 
     progress_pct: int = Field(ge=0, le=100)
     note: str | None = Field(default=None, max_length=4000)
-    occurred_at: AwareDatetime | None = None
+    occurred_at: IsoDateTime | None = None
     correction: bool = Field(
         default=False, description="lower than the last report: allowed only as a correction with a note")
     evidence: dict[str, Any] = Field(default_factory=dict)
@@ -91,7 +92,7 @@ class InaugurationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     title: str = Field(min_length=1, max_length=500)
-    held_on: date
+    held_on: IsoDate
     place: str = Field(min_length=1, max_length=500)
     commune: str | None = Field(default=None, max_length=200)
     district: str | None = Field(default=None, max_length=200)

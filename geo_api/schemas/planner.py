@@ -13,10 +13,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from geo_api.schemas.resources import VND, Id
+from geo_api.schemas.types import NOT_BLANK, IsoDate
 
 FACTORS = ("distance", "terrain", "requested", "people", "pairs", "inspection", "travel")
 Factor = Literal["distance", "terrain", "requested", "people", "pairs", "inspection", "travel"]
-Province = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Province = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NOT_BLANK)]
 Weight = Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
 Distance = Annotated[float, Field(ge=0, le=100_000, allow_inf_nan=False,
                                   description="metres; markers closer than this to the network are not candidates")]
@@ -62,7 +63,7 @@ class CandidateQuery(BaseModel):
 
     province: Province | None = None
     min_distance_m: Distance | None = None
-    as_of: dt.date | None = Field(None, description="the day 'time since last inspection' is counted to (default today)")
+    as_of: IsoDate | None = Field(None, description="the day 'time since last inspection' is counted to (default today)")
     limit: int = Field(100, ge=1, le=100_000, description="how many of the ranked candidates to return")
     format: ExportFormat = "json"
     lang: Literal["vi", "en"] = Field("vi", description="language of labels and reasons")
@@ -91,7 +92,7 @@ class PlanCreate(BaseModel):
                                    description="marker ids that must be in the chosen set")
     weights: WeightsUpdate | None = None
     min_distance_m: Distance | None = None
-    as_of: dt.date | None = None
+    as_of: IsoDate | None = None
     shared_roads: bool = Field(True, description="let one road continue from a chosen marker to a neighbour")
 
     @field_validator("must_include")

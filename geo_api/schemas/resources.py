@@ -19,6 +19,8 @@ from pydantic import (
     BaseModel, ConfigDict, Field, PlainValidator, StringConstraints, WithJsonSchema, model_validator,
 )
 
+from geo_api.schemas.types import NOT_BLANK, IsoDate
+
 MAX_VND = 10**15
 
 # Decimals described as the numbers they are, bounds included (pydantic's own description
@@ -66,8 +68,8 @@ VND = Annotated[
     }),
 ]
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
-Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300, pattern=NOT_BLANK)]
+Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=NOT_BLANK)]
 Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
 Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
 MarkerNumber = Annotated[str, StringConstraints(
@@ -149,7 +151,7 @@ class MarkerCreate(WriteModel):
     access: MarkerAccess = "none"
     terrain_difficulty: Annotated[int, Field(ge=1, le=5)] = 3
     requested_by_post: bool = False
-    last_inspected_on: dt.date | None = None
+    last_inspected_on: IsoDate | None = None
     notes: Notes | None = None
 
 
@@ -169,7 +171,7 @@ class MarkerUpdate(PatchModel):
     access: MarkerAccess | None = None
     terrain_difficulty: Annotated[int, Field(ge=1, le=5)] | None = None
     requested_by_post: bool | None = None
-    last_inspected_on: dt.date | None = None
+    last_inspected_on: IsoDate | None = None
     notes: Notes | None = None
 
 
@@ -225,8 +227,8 @@ class RoadCreate(WriteModel):
     surface: Text = "concrete"
     width_m: WidthM | None = None
     estimated_cost: VND | None = None
-    planned_start: dt.date | None = None
-    planned_end: dt.date | None = None
+    planned_start: IsoDate | None = None
+    planned_end: IsoDate | None = None
     contractor: Text | None = None
     notes: Notes | None = None
 
@@ -246,8 +248,8 @@ class RoadUpdate(PatchModel):
     surface: Text | None = None
     width_m: WidthM | None = None
     estimated_cost: VND | None = None
-    planned_start: dt.date | None = None
-    planned_end: dt.date | None = None
+    planned_start: IsoDate | None = None
+    planned_end: IsoDate | None = None
     contractor: Text | None = None
     notes: Notes | None = None
 
@@ -301,9 +303,9 @@ class CampaignCreate(WriteModel):
     name: Text
     organiser_id: Id | None = Field(default=None, description="organising donor (e.g. the cluster)")
     province: Text | None = None
-    plan_date: dt.date | None = None
-    starts_on: dt.date | None = None
-    ends_on: dt.date | None = None
+    plan_date: IsoDate | None = None
+    starts_on: IsoDate | None = None
+    ends_on: IsoDate | None = None
     target_amount: VND | None = None
     notes: Notes | None = None
 
@@ -314,9 +316,9 @@ class CampaignUpdate(PatchModel):
     name: Text | None = None
     organiser_id: Id | None = None
     province: Text | None = None
-    plan_date: dt.date | None = None
-    starts_on: dt.date | None = None
-    ends_on: dt.date | None = None
+    plan_date: IsoDate | None = None
+    starts_on: IsoDate | None = None
+    ends_on: IsoDate | None = None
     target_amount: VND | None = None
     notes: Notes | None = None
 

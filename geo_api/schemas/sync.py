@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+from geo_api.schemas.types import IsoDateTime
 
 SyncAction = Literal["transition", "progress", "update"]
 Outcome = Literal["applied", "conflict", "rejected", "forbidden", "not_found"]
@@ -17,7 +18,7 @@ class SyncItem(BaseModel):
 
     client_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$",
                            description="unique per account and item (e.g. a UUID); a repeat is a duplicate")
-    client_time: AwareDatetime = Field(description="when it was recorded on the phone; items are "
+    client_time: IsoDateTime = Field(description="when it was recorded on the phone; items are "
                                                    "applied in this order (ties: the order sent), and it "
                                                    "is the event's occurred_at unless the payload gives one")
     road_id: int = Field(ge=1, le=2**31 - 1)

@@ -6,10 +6,11 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from geo_api.schemas.types import NOT_BLANK, IsoDate, JsonInt
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NOT_BLANK)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
-Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NOT_BLANK)]
 Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
@@ -23,7 +24,7 @@ class VillagePairCreate(_Strict):
     vn_village_id: Id = Field(description="the village on the Vietnamese side (country VNM)")
     foreign_village_id: Id = Field(description="the village across the border (CHN, LAO or KHM)")
     post_id: Id | None = Field(default=None, description="the border-guard post supporting the pair")
-    twinned_on: dt.date | None = Field(default=None, description="date of the twinning; not in the future")
+    twinned_on: IsoDate | None = Field(default=None, description="date of the twinning; not in the future")
     notes: LongText | None = None
 
 
@@ -32,7 +33,7 @@ class VillagePairUpdate(_Strict):
     new pair instead."""
 
     post_id: Id | None = None
-    twinned_on: dt.date | None = None
+    twinned_on: IsoDate | None = None
     notes: LongText | None = None
 
 
@@ -71,11 +72,11 @@ class MeetingCreate(_Strict):
     meeting on 31/07/2023).
     """
 
-    held_on: dt.date = Field(description="the day the meeting took place; not in the future")
+    held_on: IsoDate = Field(description="the day the meeting took place; not in the future")
     year: Annotated[int, Field(ge=1975, le=2100)] | None = None
     quarter: Annotated[int, Field(ge=1, le=4)] | None = None
     place: Text | None = None
-    attendance: Annotated[int, Field(ge=0, le=100_000)] | None = None
+    attendance: Annotated[JsonInt, Field(ge=0, le=100_000)] | None = None
     topics: Annotated[list[Topic], Field(max_length=50)] = []
     agreements: LongText | None = None
     notes: LongText | None = None
@@ -90,11 +91,11 @@ class MeetingCreate(_Strict):
 class MeetingUpdate(_Strict):
     """Fields omitted stay as they are; null clears the optional ones."""
 
-    held_on: dt.date | None = None
+    held_on: IsoDate | None = None
     year: Annotated[int, Field(ge=1975, le=2100)] | None = None
     quarter: Annotated[int, Field(ge=1, le=4)] | None = None
     place: Text | None = None
-    attendance: Annotated[int, Field(ge=0, le=100_000)] | None = None
+    attendance: Annotated[JsonInt, Field(ge=0, le=100_000)] | None = None
     topics: Annotated[list[Topic], Field(max_length=50)] | None = None
     agreements: LongText | None = None
     notes: LongText | None = None

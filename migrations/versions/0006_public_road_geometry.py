@@ -6,8 +6,9 @@ keeps ``public_geom``: its line (as-built, else planned) minus everything within
 ``CLEARANCE_M`` of any marker's exact position (NULL when nothing is left). The read
 policy (geo_api.policy) serves it to anonymous callers.
 
-It is kept current by triggers: a road's own when its lines change, and a marker's when a
-marker is added, moved or removed (the roads near its old and new positions).
+It is kept current by triggers: a road's own when its lines change, and the markers'
+(once per statement) when markers are added, moved or removed: the roads near their old
+and new positions.
 
 Revision ID: 0006_public_road_geometry
 Revises: 0005_marker_network_access
@@ -55,23 +56,43 @@ def upgrade() -> None:
     CREATE TRIGGER branch_road_public_geom BEFORE INSERT OR UPDATE OF geom, as_built_geom
         ON branch_road FOR EACH ROW EXECUTE FUNCTION branch_road_public_geom();
 
+    -- Statement triggers with transition tables: a bulk load of markers re-cuts each road
+    -- near them once, not once per marker.
     CREATE FUNCTION marker_clears_roads() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        UPDATE branch_road r SET public_geom = road_clear_of_markers(COALESCE(r.as_built_geom, r.geom))
-        WHERE (TG_OP <> 'INSERT' AND (r.geom && ST_Expand(OLD.geom, {NEAR_DEG})
-                                      OR r.as_built_geom && ST_Expand(OLD.geom, {NEAR_DEG})))
-           OR (TG_OP <> 'DELETE' AND (r.geom && ST_Expand(NEW.geom, {NEAR_DEG})
-                                      OR r.as_built_geom && ST_Expand(NEW.geom, {NEAR_DEG})));
+        IF TG_OP = 'INSERT' THEN
+            UPDATE branch_road r SET public_geom = road_clear_of_markers(COALESCE(r.as_built_geom, r.geom))
+            WHERE r.id IN (SELECT r2.id FROM new_rows m JOIN branch_road r2
+                           ON r2.geom && ST_Expand(m.geom, {NEAR_DEG}) OR r2.as_built_geom && ST_Expand(m.geom, {NEAR_DEG}));
+        ELSIF TG_OP = 'DELETE' THEN
+            UPDATE branch_road r SET public_geom = road_clear_of_markers(COALESCE(r.as_built_geom, r.geom))
+            WHERE r.id IN (SELECT r2.id FROM old_rows m JOIN branch_road r2
+                           ON r2.geom && ST_Expand(m.geom, {NEAR_DEG}) OR r2.as_built_geom && ST_Expand(m.geom, {NEAR_DEG}));
+        ELSE  -- moved markers: around their old and their new positions
+            UPDATE branch_road r SET public_geom = road_clear_of_markers(COALESCE(r.as_built_geom, r.geom))
+            WHERE r.id IN (SELECT r2.id FROM old_rows o JOIN new_rows n ON n.id = o.id
+                           CROSS JOIN LATERAL (VALUES (o.geom), (n.geom)) AS p(geom)
+                           JOIN branch_road r2 ON r2.geom && ST_Expand(p.geom, {NEAR_DEG})
+                                               OR r2.as_built_geom && ST_Expand(p.geom, {NEAR_DEG})
+                           WHERE o.geom IS DISTINCT FROM n.geom);
+        END IF;
         RETURN NULL;
     END $$;
-    CREATE TRIGGER marker_clears_roads AFTER INSERT OR DELETE OR UPDATE OF geom
-        ON marker FOR EACH ROW EXECUTE FUNCTION marker_clears_roads();
+    CREATE TRIGGER marker_clears_roads_insert AFTER INSERT ON marker
+        REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION marker_clears_roads();
+    CREATE TRIGGER marker_clears_roads_delete AFTER DELETE ON marker
+        REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION marker_clears_roads();
+    CREATE TRIGGER marker_clears_roads_update AFTER UPDATE ON marker
+        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
+        EXECUTE FUNCTION marker_clears_roads();
     """)
 
 
 def downgrade() -> None:
     op.execute("""
-    DROP TRIGGER IF EXISTS marker_clears_roads ON marker;
+    DROP TRIGGER IF EXISTS marker_clears_roads_insert ON marker;
+    DROP TRIGGER IF EXISTS marker_clears_roads_delete ON marker;
+    DROP TRIGGER IF EXISTS marker_clears_roads_update ON marker;
     DROP FUNCTION IF EXISTS marker_clears_roads();
     DROP TRIGGER IF EXISTS branch_road_public_geom ON branch_road;
     DROP FUNCTION IF EXISTS branch_road_public_geom();

@@ -41,7 +41,7 @@ def site(fresh_database) -> Iterator[Site]:
     from geo_api.auth import create_account, issue_token
     from geo_api.demo import load_demo
     from geo_api.main import create_app
-    from web_map.config import MapSettings
+    from geo_api.settings import MapSettings, Settings
 
     url = fresh_database()
     db.upgrade(url)
@@ -59,8 +59,7 @@ def site(fresh_database) -> Iterator[Site]:
         token, _ = issue_token(conn, planner.id)
 
     dead = _free_port()  # nothing listens there: the basemap "cannot be reached"
-    app = create_app(url)
-    app.state.map_settings = MapSettings(basemap_url=f"http://127.0.0.1:{dead}/{{z}}/{{x}}/{{y}}.png")
+    app = create_app(url, Settings(maps=MapSettings(basemap_url=f"http://127.0.0.1:{dead}/{{z}}/{{x}}/{{y}}.png")))
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="on"))

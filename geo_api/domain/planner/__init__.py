@@ -49,14 +49,14 @@ from geo_api.domain.planner.candidates import (
 from geo_api.domain.planner.export import CSV_COLUMNS, to_csv, to_geojson
 from geo_api.domain.planner.plan import Plan, make_plan
 from geo_api.domain.planner.scoring import LABELS, SCORE_SQL, Candidate, reason
-from geo_api.domain.planner.settings import PlannerSettings, get_planner_settings
+from geo_api.settings import PlannerSettings
 from geo_api.domain.planner.shared_roads import shared_road_links
 from geo_api.domain.planner.solver import Problem, Selection, solve_greedy, solve_optimal
 
 __all__ = [
     "CANDIDATES_SELECT", "CANDIDATES_SQL", "CSV_COLUMNS", "LABELS", "REFRESH_SQL", "SCORE_SQL",
     "Candidate", "Plan", "PlannerSettings", "Problem", "Selection",
-    "candidates", "check_province", "get_planner_settings", "make_plan", "prepare", "reason",
+    "candidates", "check_province", "make_plan", "prepare", "reason",
     "refresh_network_access", "scored", "shared_road_links", "solve_greedy", "solve_optimal",
     "to_csv", "to_geojson", "why_not_candidate",
 ]

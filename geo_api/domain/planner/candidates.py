@@ -16,9 +16,10 @@ from sqlalchemy import Connection, text
 
 from geo_api import db
 from geo_api.domain.planner.scoring import SCORE_SQL, Candidate, score_params
-from geo_api.domain.planner.settings import PlannerSettings, effective_weights, get_planner_settings
+from geo_api.domain.planner.settings import PlannerSettings, effective_weights
 from geo_api.errors import InvalidInput, NotFound, PreconditionFailed
 from geo_api.schemas.planner import Weights, WeightsUpdate
+from geo_api.settings import get_settings
 
 # The markers the planner looks at (before the road-status exclusion, which changes often).
 IN_SCOPE = """(CAST(:province AS text) IS NULL OR m.province = CAST(:province AS text))
@@ -262,7 +263,7 @@ def refresh_network_access(engine, cfg: PlannerSettings | None = None) -> int:
     network import, so that planners do not pay for the searches on their first request."""
     from concurrent.futures import ThreadPoolExecutor
 
-    cfg = cfg or get_planner_settings()
+    cfg = cfg or get_settings().planner
     parts = max(1, cfg.parallel_sessions)
 
     def run(part: int) -> int:
@@ -331,7 +332,7 @@ def candidates(conn: Connection, province: str | None = None, min_distance_m: fl
                weights: WeightsUpdate | None = None, as_of: date | None = None,
                cfg: PlannerSettings | None = None) -> list[Candidate]:
     """The ranked candidates (best score first) with their scores, breakdowns and costs."""
-    cfg = cfg or get_planner_settings()
+    cfg = cfg or get_settings().planner
     check_province(conn, province)
     routing = prepare(conn, province, cfg.min_distance_m if min_distance_m is None else min_distance_m, cfg)
     return scored(conn, routing, effective_weights(weights, cfg), as_of or date.today(), cfg)

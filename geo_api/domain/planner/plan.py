@@ -13,11 +13,12 @@ from sqlalchemy import Connection
 
 from geo_api.domain.planner.candidates import check_province, prepare, scored, why_not_candidate
 from geo_api.domain.planner.scoring import Candidate
-from geo_api.domain.planner.settings import PlannerSettings, effective_weights, get_planner_settings
+from geo_api.domain.planner.settings import PlannerSettings, effective_weights
 from geo_api.domain.planner.shared_roads import shared_road_links
 from geo_api.domain.planner.solver import Problem, Selection, solve_greedy, solve_optimal
 from geo_api.errors import InvalidInput
 from geo_api.schemas.planner import PlanCreate, Weights
+from geo_api.settings import get_settings
 
 
 @dataclass
@@ -84,7 +85,7 @@ class Plan:
 
 def make_plan(conn: Connection, req: PlanCreate, cfg: PlannerSettings | None = None) -> Plan:
     """Candidates, scores and costs for the request's area, then the exact and greedy plans."""
-    cfg = cfg or get_planner_settings()
+    cfg = cfg or get_settings().planner
     check_province(conn, req.province)
     for prov in req.province_caps:
         check_province(conn, prov, "province_caps names province")

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
 from geo_api import db
-from api_client import account_headers
+from support.api_client import account_headers
 from geo_api.localdb import ensure_database_available
 
 
@@ -93,8 +93,8 @@ def client(database_url, demo_counts) -> Iterator[TestClient]:
 
 
 # ---------------------------------------------------------------------------- accounts
-# Write routes need an account (issue 4): see tests/api_client.py (`account_headers`,
-# `ApiClient`, importable from every test module as `from api_client import ...`).
+# Write routes need an account: see tests/support/api_client.py (`account_headers`,
+# `ApiClient`, imported as `from support.api_client import ...`).
 
 @pytest.fixture(scope="session")
 def auth_headers(engine):

@@ -12,7 +12,7 @@ import hashlib
 import os
 
 import pytest
-from api_client import ApiClient
+from support.api_client import ApiClient
 from sqlalchemy import create_engine, text
 
 from geo_api import db

@@ -13,7 +13,7 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from api_client import account_headers
+from support.api_client import account_headers
 from geo_api import db
 from geo_api.auth import ROLES
 

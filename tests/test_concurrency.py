@@ -12,7 +12,7 @@ import pytest
 import uvicorn
 from sqlalchemy import create_engine, text
 
-from api_client import account_headers
+from support.api_client import account_headers
 from geo_api import db
 
 N = 50

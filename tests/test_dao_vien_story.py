@@ -17,12 +17,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from api_client import ApiClient
+from support.api_client import ApiClient
 from pyproj import Geod
 from shapely.geometry import Point, shape
 from shapely.ops import nearest_points
 
-from test_lifecycle import BORDERS, migrated_database
+from support.world import BORDERS, migrated_database
 
 THAT_KHE = (106.47, 22.25)  # inland, for the direction roads run from
 MEMBERS = [  # the cluster's members (DOMAIN.md), role, and what each gives to road 1033

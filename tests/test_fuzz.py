@@ -32,7 +32,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from sqlalchemy import create_engine
 
-from api_client import account_headers
+from support.api_client import account_headers
 from geo_api import db
 from geo_api.main import create_app
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, text
 
-from api_client import ApiClient, account_headers
+from support.api_client import ApiClient, account_headers
 from geo_api import db
 from geo_api.domain.attachments import Store
 from geo_api.domain.idempotency import purge_expired

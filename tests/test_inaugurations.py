@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from api_client import ApiClient
+from support.api_client import ApiClient
 from sqlalchemy import create_engine, text
 
-from test_lifecycle import World, migrated_database, snapshot
+from support.world import World, migrated_database, snapshot
 
 
 @pytest.fixture(scope="module")

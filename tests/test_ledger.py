@@ -11,13 +11,13 @@ from datetime import date, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from api_client import ApiClient
+from support.api_client import ApiClient
 from sqlalchemy import create_engine, text
 
 from geo_api.domain import ledger
 from geo_api.errors import InvalidInput
 from geo_api.schemas.ledger import MAX_VND, FundingCreate
-from test_lifecycle import World, migrated_database, snapshot
+from support.world import World, migrated_database, snapshot
 
 TABLES = ("funding_tx", "audit_log")
 

@@ -28,7 +28,7 @@ from geo_api import db
 from geo_api.domain import network, planner
 from geo_api.errors import InvalidInput, NotFound, PreconditionFailed
 from geo_api.schemas.planner import PlanCreate, WeightsUpdate
-from test_planner_solver import brute_force
+from support.plans import brute_force
 
 AS_OF = date(2026, 6, 30)
 CFG = planner.PlannerSettings()
@@ -106,7 +106,7 @@ def world(world_url):
 @pytest.fixture(scope="module")
 def api(world_url):
     from geo_api.main import create_app
-    from api_client import account_headers
+    from support.api_client import account_headers
 
     with TestClient(create_app(world_url)) as c:
         c.headers.update(account_headers(world_url, "planner", username="ke-hoach-thu"))
@@ -465,7 +465,7 @@ def test_api_plan_bad_input(api, world, body, status, message):
 
 
 def test_api_plan_and_candidates_are_for_planners(api, world_url, world):
-    from api_client import account_headers
+    from support.api_client import account_headers
 
     before = fingerprint(world)
     nobody = TestClient(api.app)
@@ -489,7 +489,7 @@ def test_api_settings_and_network(api):
 def test_api_without_network_is_412(fresh_database):
     from geo_api.main import create_app
 
-    from api_client import account_headers
+    from support.api_client import account_headers
 
     url = fresh_database()
     db.upgrade(url)

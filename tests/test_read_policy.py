@@ -31,7 +31,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import text
 
-from api_client import account_headers
+from support.api_client import account_headers
 from geo_api import layers, policy
 from geo_api.domain import tiles
 from geo_api.domain.attachments import Store

@@ -12,7 +12,7 @@ from pyproj import Geod
 from sqlalchemy import create_engine, text
 
 from geo_api.vocabulary import ROAD_STATUSES
-from test_lifecycle import INLAND, World, migrated_database
+from support.world import INLAND, World, migrated_database
 
 GEOD = Geod(ellps="WGS84")
 

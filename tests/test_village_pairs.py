@@ -10,7 +10,7 @@ import datetime as dt
 import itertools
 
 import pytest
-from api_client import ApiClient
+from support.api_client import ApiClient
 from sqlalchemy import create_engine, text
 
 from geo_api import db

@@ -9,7 +9,7 @@ import itertools
 import json
 
 import pytest
-from api_client import ApiClient
+from support.api_client import ApiClient
 from sqlalchemy import create_engine, text
 
 from geo_api import DATA_DIR, db

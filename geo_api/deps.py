@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request, Response
 from sqlalchemy import Connection, Engine
 
-from geo_api.auth import CurrentAccountDep
+from geo_api.guards import CurrentAccountDep
 from geo_api.domain.idempotency import KEY_PATTERN, IdempotentRequest, fingerprint
 from geo_api.policy import Viewer
 from geo_api.vocabulary import ROLES

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from geo_api.db import get_engine
-from geo_api.errors import install_error_handlers
+from geo_api.http_errors import install_error_handlers
 from geo_api.openapi import QUERY_GUARD, install_api_description
 from geo_api.routes import health, resources
 from geo_api.routes import writes

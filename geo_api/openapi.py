@@ -25,7 +25,8 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel
 
-from geo_api.errors import ERROR_REF, document_errors
+from geo_api.errors import ERROR_REF
+from geo_api.http_errors import document_errors
 
 GEOJSON = "application/geo+json"
 CSV = "text/csv"
@@ -95,7 +96,7 @@ def guard_roles(route: APIRoute) -> frozenset[str] | None:
 
 
 def uses_bearer(route: APIRoute) -> bool:
-    from geo_api.auth import optional_account
+    from geo_api.guards import optional_account
 
     return any(d.call is optional_account for d in _dependants(route.dependant))
 

@@ -26,7 +26,7 @@ from pyproj import Transformer
 from shapely.geometry import Point
 from sqlalchemy import create_engine, text
 
-from geo_api import auth, cli_files, db, policy
+from geo_api import auth, cli_files, db, guards, policy
 from geo_api.domain import io_export, io_import
 from geo_api.errors import InvalidInput, UnsupportedMediaType
 from geo_api.settings import get_settings
@@ -81,7 +81,7 @@ def target_client(target):
     with target.begin() as conn:
         planner = auth.create_account(conn, username="import.planner", role="planner", password=None)
     app = create_app(target.url.render_as_string(hide_password=False))
-    app.dependency_overrides[auth.optional_account] = lambda: planner
+    app.dependency_overrides[guards.optional_account] = lambda: planner
     with TestClient(app) as c:
         yield c
 

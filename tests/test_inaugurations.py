@@ -98,7 +98,7 @@ def test_any_road_not_ready_refuses_the_whole_ceremony_naming_each(api, world, r
     assert "road 999999 does not exist" in detail
     assert f"road {done} (" in detail and "is already inaugurated (inauguration" in detail
     assert str(ready) not in detail.split("cannot inaugurate: ")[1].split(" (")[0]
-    assert len(r.json()["message"]["roads"]) == 3
+    assert len(r.json()["detail"]["roads"]) == 3
     assert snapshot(inaug_engine) == before
     assert world.status(ready) == "completed"
 

@@ -31,8 +31,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
 from geo_api.auth import (
-    POST_ROAD_UPDATE_FIELDS, Account, check_transition_rights, only_fields,
-    require_own_post,
+    POST_ROAD_UPDATE_FIELDS, Account, check_transition_rights, only_fields, require_own_post,
 )
 from geo_api.domain import lifecycle, resources
 from geo_api.errors import (

@@ -24,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from geo_api import layers
-from geo_api.auth import Account, PostOfficerDep, require_own_post
+from geo_api.auth import Account, require_own_post
+from geo_api.guards import PostOfficerDep
 from geo_api.deps import ConnDep, EngineDep, IdempotencyKeyHeader, TxDep, ViewerDep, idempotent_request
 from geo_api.domain import attachments
 from geo_api.domain.attachments import StagedUpload, Store

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import text
 
 from geo_api import auth
-from geo_api.auth import ACCOUNT_COLUMNS, AccountPublic, AdminDep, CurrentAccountDep, PlannerDep
+from geo_api.auth import ACCOUNT_COLUMNS, AccountPublic
+from geo_api.guards import AdminDep, CurrentAccountDep, PlannerDep
 from geo_api.deps import ConnDep, EngineDep, TxDep
 from geo_api.errors import InvalidInput, NotFound
 from geo_api.routes.writes import AUTH_ERRORS

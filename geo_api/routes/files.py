@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.background import BackgroundTask
 
 from geo_api import layers, middleware, policy
-from geo_api.auth import PlannerDep
+from geo_api.guards import PlannerDep
 from geo_api.deps import ConnDep, TxDep, ViewerDep
 from geo_api.domain import donor_report, io_export, io_import, oc4ids, ogc
 from geo_api.errors import InvalidInput, PayloadTooLarge

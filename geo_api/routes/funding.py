@@ -12,7 +12,8 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy import Connection, text
 
 from geo_api import layers
-from geo_api.auth import Account, FunderDep
+from geo_api.auth import Account
+from geo_api.guards import FunderDep
 from geo_api.deps import ConnDep, IdempotencyDep, TxDep
 from geo_api.domain import ledger
 from geo_api.errors import Forbidden

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Response
 
 from geo_api import layers
-from geo_api.auth import PlannerDep
+from geo_api.guards import PlannerDep
 from geo_api.deps import IdempotencyDep, TxDep
 from geo_api.domain.inaugurations import inaugurate
 from geo_api.openapi import GeoJSONResponse

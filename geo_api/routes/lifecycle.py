@@ -10,7 +10,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 
 from geo_api import layers
-from geo_api.auth import PostOfficerDep, check_transition_rights, require_own_post
+from geo_api.auth import check_transition_rights, require_own_post
+from geo_api.guards import PostOfficerDep
 from geo_api.deps import ConnDep, IdempotencyDep, TxDep
 from geo_api.domain import lifecycle
 from geo_api.openapi import GeoJSONResponse

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 from fastapi.encoders import jsonable_encoder
 
-from geo_api.auth import PlannerDep
+from geo_api.guards import PlannerDep
 from geo_api.deps import ConnDep
 from geo_api.domain import network, planner
 from geo_api.schemas.planner import (

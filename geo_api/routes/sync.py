@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from geo_api.auth import PostOfficerDep
+from geo_api.guards import PostOfficerDep
 from geo_api.deps import TxDep
 from geo_api.domain import sync as domain
 from geo_api.routes.writes import AUTH_ERRORS

@@ -14,7 +14,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from geo_api import layers
-from geo_api.auth import PlannerDep, PostOfficerDep, require_own_post
+from geo_api.auth import require_own_post
+from geo_api.guards import PlannerDep, PostOfficerDep
 from geo_api.deps import ConnDep, IdempotencyDep, TxDep
 from geo_api.domain import villages
 from geo_api.openapi import GeoJSONResponse

@@ -22,9 +22,9 @@ from sqlalchemy import Connection, text
 
 from geo_api import layers
 from geo_api.auth import (
-    PLANNERS, POST_MARKER_FIELDS, POST_ROAD_FIELDS, POST_ROAD_UPDATE_FIELDS, Account, PlannerDep,
-    only_fields, require_own_post, require_role,
+    PLANNERS, POST_MARKER_FIELDS, POST_ROAD_FIELDS, POST_ROAD_UPDATE_FIELDS, Account, only_fields, require_own_post,
 )
+from geo_api.guards import PlannerDep, require_role
 from geo_api.deps import IdempotencyDep, TxDep
 from geo_api.domain import donors, resources
 from geo_api.errors import Forbidden, InvalidInput, PreconditionRequired

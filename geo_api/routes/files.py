@@ -72,7 +72,9 @@ def _save_upload(upload: UploadFile, folder: Path) -> Path:
         404: {"description": "the layer cannot be imported"},
         413: {"description": "the file is too large"},
         415: {"description": "unsupported file type"},
-        422: {"description": "bad rows (the report lists each) or an unreadable file; nothing written"},
+        422: {"description": "bad rows (the report lists each) or an unreadable file; nothing written",
+              "content": {"application/json": {"schema": {"anyOf": [  # a real import's report, or an Error
+                  {"$ref": "#/components/schemas/ImportReport"}, {"$ref": "#/components/schemas/Error"}]}}}},
     },
 )
 def import_layer(
@@ -93,10 +95,25 @@ def import_layer(
     return JSONResponse(report.model_dump(), status_code=status)
 
 
+def _export_parameters(layer: layers.Layer) -> list[dict]:
+    """The query parameters an export of `layer` reads itself: the layer's filters (typed
+    from the catalogue, as in its OGC queryables) and bbox, for the OpenAPI description and
+    the unknown-parameter guard (geo_api.openapi)."""
+    model = layers.query_model(layer)  # what parse_filters enforces, bounds included
+    params = [{"name": name, "in": "query", "required": False,
+               "schema": {**ogc.filter_schema(layer, name, flt), **model_bounds(model, name)},
+               "description": flt.description} for name, flt in layer.filters.items()]
+    if layer.spatial:
+        params.append({"name": "bbox", "in": "query", "required": False, "schema": {"type": "string"},
+                       "description": "minLon,minLat,maxLon,maxLat in EPSG:4326"})
+    return params
+
+
 @router.get(
     "/export/oc4ids", summary="The branch roads as an OC4IDS 0.9 project package",
     description="Filters as /api/roads: status, province, post_id, marker, donor_id, bbox.",
     responses={404: {"description": "no road matches"}, 422: {"description": "bad filter"}},
+    openapi_extra={"parameters": _export_parameters(layers.ROADS)},
 )
 def export_oc4ids(request: Request, conn: ConnDep, viewer: ViewerDep) -> Response:
     body = oc4ids.package(conn, dict(request.query_params), str(request.url), viewer)
@@ -116,20 +133,6 @@ def donor_report_html(
 ) -> HTMLResponse:
     html = donor_report.report_html(conn, donor_id, viewer, lang, store_root=get_settings().files.attachments_dir)
     return HTMLResponse(html)
-
-
-def _export_parameters(layer: layers.Layer) -> list[dict]:
-    """The query parameters an export of `layer` reads itself: the layer's filters (typed
-    from the catalogue, as in its OGC queryables) and bbox, for the OpenAPI description and
-    the unknown-parameter guard (geo_api.openapi)."""
-    model = layers.query_model(layer)  # what parse_filters enforces, bounds included
-    params = [{"name": name, "in": "query", "required": False,
-               "schema": {**ogc.filter_schema(layer, name, flt), **model_bounds(model, name)},
-               "description": flt.description} for name, flt in layer.filters.items()]
-    if layer.spatial:
-        params.append({"name": "bbox", "in": "query", "required": False, "schema": {"type": "string"},
-                       "description": "minLon,minLat,maxLon,maxLat in EPSG:4326"})
-    return params
 
 
 def export_response(request: Request, conn: ConnDep, viewer: ViewerDep, layer: str, fmt: str) -> Response:

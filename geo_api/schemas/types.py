@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BeforeValidator
@@ -14,10 +13,17 @@ NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
 
 
 def _text_only(value: Any) -> Any:
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if number or (isinstance(value, str) and re.fullmatch(r"\s*[-+]?[0-9]+(\.[0-9]*)?\s*", value)):
+    if isinstance(value, (int, float)) and not isinstance(value, bool) or _numeric(value):
         raise ValueError("a date is written as ISO 8601 text, e.g. 2024-05-31 (not a number)")
     return value
+
+
+def _numeric(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return isinstance(value, str)
 
 
 # Dates and times as ISO text only: pydantic would otherwise take a number (or a string of
@@ -33,4 +39,6 @@ def _number_only(value: Any) -> Any:
 
 
 # An integer as JSON numbers write it (3 or 3.0), not true or "3", which pydantic would take.
-JsonInt = Annotated[int, BeforeValidator(_number_only)]
+# Put it after the bounds, Annotated[int, Field(ge=0), NUMBER_ONLY]: after it, pydantic
+# describes the bounds as "ge"/"le" instead of minimum/maximum.
+NUMBER_ONLY = BeforeValidator(_number_only)

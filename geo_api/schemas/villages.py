@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
-from geo_api.schemas.types import NOT_BLANK, IsoDate, JsonInt
+from geo_api.schemas.types import NOT_BLANK, NUMBER_ONLY, IsoDate
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NOT_BLANK)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
@@ -76,7 +76,7 @@ class MeetingCreate(_Strict):
     year: Annotated[int, Field(ge=1975, le=2100)] | None = None
     quarter: Annotated[int, Field(ge=1, le=4)] | None = None
     place: Text | None = None
-    attendance: Annotated[JsonInt, Field(ge=0, le=100_000)] | None = None
+    attendance: Annotated[int, Field(ge=0, le=100_000), NUMBER_ONLY] | None = None
     topics: Annotated[list[Topic], Field(max_length=50)] = []
     agreements: LongText | None = None
     notes: LongText | None = None
@@ -95,7 +95,7 @@ class MeetingUpdate(_Strict):
     year: Annotated[int, Field(ge=1975, le=2100)] | None = None
     quarter: Annotated[int, Field(ge=1, le=4)] | None = None
     place: Text | None = None
-    attendance: Annotated[JsonInt, Field(ge=0, le=100_000)] | None = None
+    attendance: Annotated[int, Field(ge=0, le=100_000), NUMBER_ONLY] | None = None
     topics: Annotated[list[Topic], Field(max_length=50)] | None = None
     agreements: LongText | None = None
     notes: LongText | None = None

@@ -26,7 +26,7 @@ EngineDep = Annotated[Engine, Depends(get_engine_dep)]
 ConnDep = Annotated[Connection, Depends(get_conn)]
 
 
-def get_viewer(request: Request) -> Viewer:
+async def get_viewer(request: Request) -> Viewer:
     """Who reads (geo_api.policy): the account the middleware resolved, or nobody."""
     return Viewer.of(getattr(request.state, "account", None))
 

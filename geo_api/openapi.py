@@ -132,7 +132,7 @@ def _list_names(route: APIRoute) -> Iterator[str]:
             yield p["name"]
 
 
-def refuse_unknown_query(request: Request) -> None:
+async def refuse_unknown_query(request: Request) -> None:
     """A dependency of every route (FastAPI(dependencies=...)): 422 for an undeclared query key."""
     route = request.scope.get("route")
     if not request.scope.get("query_string") or not isinstance(route, APIRoute) \

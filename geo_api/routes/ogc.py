@@ -225,23 +225,23 @@ SCHEMA_RESPONSES: dict[int | str, dict[str, Any]] = {
 @router.get("/collections/{collection_id}/queryables", responses=SCHEMA_RESPONSES,
             summary="Queryable properties of a collection (JSON Schema, OGC API Features Part 3)")
 def collection_queryables(request: Request, viewer: ViewerDep, collection_id: str) -> Response:
-    layer = ogc.get_collection(collection_id, viewer)
-    try:
-        _check_f(request)
-    except InvalidInput as exc:
-        return _bad_request(exc)
-    return _schema_response(request, ogc.queryables(layer, _base(request)[0], viewer))
+    return _collection_schema(request, viewer, collection_id, ogc.queryables)
 
 
 @router.get("/collections/{collection_id}/schema", responses=SCHEMA_RESPONSES,
             summary="Schema of a collection's features (JSON Schema, OGC API Features Part 5)")
 def collection_schema(request: Request, viewer: ViewerDep, collection_id: str) -> Response:
+    return _collection_schema(request, viewer, collection_id, ogc.feature_schema)
+
+
+def _collection_schema(request: Request, viewer, collection_id: str, build) -> Response:
+    """A schema document of the collection (`build(layer, base, viewer)`), JSON or HTML."""
     layer = ogc.get_collection(collection_id, viewer)
     try:
         _check_f(request)
     except InvalidInput as exc:
         return _bad_request(exc)
-    return _schema_response(request, ogc.feature_schema(layer, _base(request)[0], viewer))
+    return _schema_response(request, build(layer, _base(request)[0], viewer))
 
 
 @router.get("/collections/{collection_id}/schema.xsd",

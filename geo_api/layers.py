@@ -656,4 +656,3 @@ LAYERS: tuple[Layer, ...] = (
     CAMPAIGNS, FUNDING,
 )
 BY_NAME: dict[str, Layer] = {layer.name: layer for layer in LAYERS}
-BY_TABLE: dict[str, Layer] = {layer.table: layer for layer in LAYERS}

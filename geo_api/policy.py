@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from geo_api.errors import Forbidden, Unauthorized
+from geo_api.errors import Unauthorized
 from geo_api.vocabulary import PLANNER_ROLES
 
 # How close to a marker's exact position an anonymous answer may come (roads are cut
@@ -93,10 +93,3 @@ def hidden(layer: Any, viewer: Viewer) -> frozenset[str]:
     """Properties `viewer` gets as null."""
     r = rule(layer, viewer)
     return frozenset() if r is None else r.hidden
-
-
-def require_planner(viewer: Viewer, what: str) -> None:
-    if viewer.anonymous:
-        raise Unauthorized(f"sign in as a planner to use {what}")
-    if not viewer.is_planner:
-        raise Forbidden(f"{what} is for planners; a {viewer.role} account cannot use it")
